@@ -1,0 +1,362 @@
+"""The daemon: wiring, the main loop, signals and reloads.
+
+The loop is a handful of named steps, each a method a test can call with a
+clock it controls: wait for the timer's deadline or an event → handle signals
+→ reap finished runs → fire due runs → start what the caps allow.  Signal
+handlers only record the signal and wake the loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional
+
+import structlog
+
+from . import __version__, config, logs
+from .clock import Clock, SystemClock
+from .dispatch import Decision, Dispatcher
+from .errors import ConfigError, CronplusError, HistoryError
+from .history import History
+from .model import Config, Job, Outcome, RunState, Trigger
+from .paths import Paths, resolve
+from .runner import Runner, RunResult
+from .schedule import Rule, build_rule, stable_jitter, upcoming
+from .timer import Timer
+
+# Longest sleep: a bound on how late a run can be after the wall clock is stepped.
+MAX_SLEEP = 300.0
+OPEN = (RunState.PENDING, RunState.RUNNING)
+
+
+@dataclass
+class _Stopping:
+    deadline: float  # monotonic time after which running jobs are stopped
+    fast: bool = False
+
+
+class Daemon:
+    def __init__(self, paths: Paths, clock: Clock, default_zone: Optional[str] = None) -> None:
+        self.paths = paths
+        self.clock = clock
+        self.default_zone = default_zone
+        self.log = structlog.get_logger("cronplus")
+        self.config: Optional[Config] = None
+        self.rules: dict[str, Rule] = {}
+        self.timer = Timer()
+        self.dispatcher = Dispatcher(16, {})
+        self.history: Optional[History] = None
+        self.runner: Optional[Runner] = None
+        self.signals: collections.deque[int] = collections.deque()
+        self.results: collections.deque[RunResult] = collections.deque()
+        self.stopping: Optional[_Stopping] = None
+        self.wake: Optional[asyncio.Event] = None  # made in attach(), inside the running loop
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the config and open the history; raises ConfigError or HistoryError."""
+        self.config = config.load(self.paths.config, self.default_zone)
+        self.history = History(self.paths.history(self.config.settings.history))
+        self._apply(self.config, self.clock.now())
+        self.recover()
+        self.log.info(
+            "started",
+            version=__version__,
+            config=self.paths.config,
+            jobs=len(self.config.jobs),
+            history=self.history.path,
+        )
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.wake = asyncio.Event()
+        self.runner = Runner(loop, self.clock, self._on_exit)
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self.signals.append(signum)
+        if self.wake is not None:
+            self.wake.set()
+
+    def _on_exit(self, result: RunResult) -> None:
+        self.results.append(result)
+        if self.wake is not None:
+            self.wake.set()
+
+    def recover(self) -> None:
+        """Runs left open by a daemon that died are recorded as lost."""
+        assert self.history is not None
+        now = self.clock.now().timestamp()
+        for run in self.history.open_runs():
+            reason = (
+                "lost: the daemon stopped while it was running"
+                if run.state == "running"
+                else ("lost: the daemon stopped before it started")
+            )
+            if self.history.transition(run.id, RunState.LOST, OPEN, ended=now, reason=reason):
+                self.log.warning("run lost", job=run.job, run_id=run.id, pid=run.pid)
+
+    def _apply(self, new: Config, now: datetime) -> None:
+        """Swap in a validated config; jobs whose schedule did not change keep their next run."""
+        assert self.history is not None
+        old = self.config if self.config is not new else None
+        states = self.history.job_states()
+        rules: dict[str, Rule] = {}
+        for name, job in new.jobs.items():
+            previous = old.jobs.get(name) if old else None
+            unchanged = (
+                previous is not None
+                and previous.schedule == job.schedule
+                and previous.timezone == job.timezone
+                and previous.jitter == job.jitter
+                and name in self.rules
+            )
+            rules[name] = self.rules[name] if unchanged else build_rule(job.schedule, job.timezone)
+            state = states.get(name)
+            if state is not None and state.paused:
+                self.timer.remove(name)
+            elif not unchanged or self.timer.next_of(name) is None:
+                last = state.last_scheduled if state else None
+                self._schedule(job, rules[name], now, last)
+        for name in set(self.rules) - set(new.jobs):
+            self.timer.remove(name)
+        self.rules = rules
+        self.config = new
+        self.dispatcher.reconfigure(new.settings.max_workers, new.settings.pools)
+
+    def _schedule(self, job: Job, rule: Rule, now: datetime, last: Optional[float]) -> None:
+        self.timer.set(job.name, upcoming(rule, now, last), stable_jitter(job.name, job.jitter))
+
+    # --- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.attach(loop)
+        while self.step(self.clock.now()):
+            await self.wait()
+        self.log.info("stopped")
+        if self.history is not None:
+            self.history.close()
+        return 0
+
+    def step(self, now: datetime) -> bool:
+        """One turn of the loop; False when the daemon has finished stopping."""
+        self.handle_signals(now)
+        self.reap(now)
+        if self.stopping is None:
+            self.fire_due(now)
+            self.start_allowed(now)
+        else:
+            self.stop_overdue()
+        return not (
+            self.stopping is not None
+            and self.runner is not None
+            and not self.runner.active
+            and not self.results
+        )
+
+    async def wait(self) -> None:
+        assert self.wake is not None
+        timeout = self.seconds_to_deadline(self.clock.now())
+        self.wake.clear()
+        if self.signals or self.results:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout)
+
+    def seconds_to_deadline(self, now: datetime) -> float:
+        timeout = MAX_SLEEP
+        deadline = self.timer.deadline()
+        if deadline is not None and self.stopping is None:
+            timeout = min(timeout, (deadline - now).total_seconds())
+        if self.stopping is not None and not self.stopping.fast:
+            timeout = min(timeout, self.stopping.deadline - self.clock.monotonic())
+        return max(0.0, timeout)
+
+    def handle_signals(self, now: datetime) -> None:
+        while self.signals:
+            signum = self.signals.popleft()
+            if signum == signal.SIGHUP:
+                self.reload(now)
+            else:
+                self.begin_stop(now)
+
+    def reload(self, now: datetime) -> bool:
+        """Re-read the config; a bad file is rejected whole and the old one keeps running."""
+        try:
+            new = config.load(self.paths.config, self.default_zone)
+        except ConfigError as exc:
+            self.log.error("reload rejected", config=self.paths.config, problems=len(exc.problems))
+            for problem in exc.problems:
+                self.log.error("config problem", problem=str(problem))
+            return False
+        self._apply(new, now)
+        self.log.info("reloaded", config=self.paths.config, jobs=len(new.jobs))
+        return True
+
+    def begin_stop(self, now: datetime) -> None:
+        """First SIGTERM: start nothing new, give running jobs the grace; second: stop fast."""
+        assert self.history is not None and self.config is not None
+        if self.stopping is not None:
+            self.stopping.fast = True
+            self.log.warning("stopping fast", running=len(self.runner.active) if self.runner else 0)
+            for run_id in list(self.runner.active if self.runner else ()):
+                assert self.runner is not None
+                self.runner.kill(run_id, Outcome.INTERRUPTED)
+            return
+        grace = self.config.settings.shutdown_grace
+        self.stopping = _Stopping(self.clock.monotonic() + grace)
+        for waiting in self.dispatcher.drop_waiting():
+            self.history.transition(
+                waiting.run_id,
+                RunState.SKIPPED,
+                OPEN,
+                ended=now.timestamp(),
+                reason="skipped: the daemon was stopping",
+            )
+        running = len(self.runner.active) if self.runner else 0
+        self.log.info("stopping", running=running, grace=grace)
+
+    def stop_overdue(self) -> None:
+        assert self.stopping is not None
+        if self.runner is None or self.clock.monotonic() < self.stopping.deadline:
+            return
+        for run_id in list(self.runner.active):
+            self.runner.stop(run_id, Outcome.INTERRUPTED)
+
+    def reap(self, now: datetime) -> None:
+        assert self.history is not None and self.config is not None
+        while self.results:
+            result = self.results.popleft()
+            self.dispatcher.finished(result.run_id)
+            run = self.history.run(result.run_id)
+            state = result.outcome.state
+            self.history.transition(
+                result.run_id,
+                state,
+                OPEN,
+                started=result.started,
+                ended=result.ended,
+                duration=result.duration,
+                exit_code=result.exit_code,
+                signal=result.signal,
+                output=result.output,
+                output_bytes=result.output_bytes,
+                peak_rss=result.peak_rss,
+                reason=result.reason,
+            )
+            job_name = run.job if run else "?"
+            level = "info" if state is RunState.SUCCEEDED else "warning"
+            getattr(self.log, level)(
+                "run finished",
+                job=job_name,
+                run_id=result.run_id,
+                state=state.value,
+                reason=result.reason or None,
+                duration=round(result.duration, 3),
+                output_bytes=result.output_bytes,
+            )
+            if run is not None:
+                self.history.prune(run.job, self.config.settings.keep_runs)
+
+    def fire_due(self, now: datetime) -> None:
+        """Create a run for every job whose time has come and schedule its next one."""
+        assert self.history is not None and self.config is not None
+        for name, nominal in self.timer.pop_due(now):
+            job = self.config.jobs.get(name)
+            if job is None:
+                continue
+            self.history.set_last_scheduled(name, nominal.timestamp())
+            self.submit(job, nominal.timestamp(), Trigger.SCHEDULE, now)
+            self._schedule(job, self.rules[name], now, nominal.timestamp())
+
+    def submit(self, job: Job, scheduled: Optional[float], trigger: Trigger, now: datetime) -> int:
+        """Record a run and hand it to the caps; returns its id."""
+        assert self.history is not None
+        run_id = self.history.create_run(job.name, scheduled, trigger, now.timestamp())
+        verdict = self.dispatcher.submit(run_id, job, scheduled or now.timestamp())
+        if verdict.decision is Decision.SKIP:
+            self.history.transition(
+                run_id,
+                RunState.SKIPPED,
+                OPEN,
+                ended=now.timestamp(),
+                reason=f"skipped: {verdict.reason}",
+            )
+            self.log.warning("run skipped", job=job.name, run_id=run_id, reason=verdict.reason)
+        elif verdict.decision is Decision.REPLACE and self.runner is not None:
+            for old in verdict.to_stop:
+                self.log.info("run replaced", job=job.name, run_id=old, by=run_id)
+                self.runner.stop(old, Outcome.INTERRUPTED)
+        return run_id
+
+    def start_allowed(self, now: datetime) -> None:
+        assert self.history is not None and self.runner is not None
+        for waiting in self.dispatcher.startable():
+            pid = self.runner.start(waiting.run_id, waiting.job)
+            if pid is None:
+                continue  # the spawn failure arrives through reap()
+            self.history.transition(
+                waiting.run_id,
+                RunState.RUNNING,
+                (RunState.PENDING,),
+                started=self.clock.now().timestamp(),
+                pid=pid,
+            )
+            lateness = now.timestamp() - waiting.due
+            self.log.info(
+                "run started",
+                job=waiting.job.name,
+                run_id=waiting.run_id,
+                pid=pid,
+                late_ms=round(lateness * 1000, 1),
+            )
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cronplus", description="The cronplus scheduler daemon.")
+    parser.add_argument(
+        "-c",
+        "--config",
+        help="config file (default: /etc/cronplus.yaml, "
+        "or ~/.config/cronplus/cronplus.yaml with --user)",
+    )
+    parser.add_argument("--user", action="store_true", help="run a per-user instance")
+    parser.add_argument("--state-dir", help="where the history lives")
+    parser.add_argument("--runtime-dir", help="where the control socket lives")
+    parser.add_argument("--log-format", choices=logs.FORMATS, default="auto")
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="info"
+    )
+    parser.add_argument("--version", action="version", version=f"cronplus {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    logs.configure(args.log_format, level=args.log_level)
+    paths = resolve(args.user, args.config, args.state_dir, args.runtime_dir)
+    daemon = Daemon(paths, SystemClock())
+    try:
+        daemon.load()
+    except ConfigError as exc:
+        print(f"cronplus: {paths.config}: configuration rejected", file=sys.stderr)
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except (HistoryError, CronplusError) as exc:
+        print(f"cronplus: {exc}", file=sys.stderr)
+        return 1
+    return asyncio.run(daemon.run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""The only place processes start.
+
+Every run goes through `Runner.start`: user and groups, a clean environment,
+working directory, its own session and process group, a timeout that stops the
+whole group, and output kept as a bounded tail.  A command that cannot start
+becomes a finished run with the reason, never an exception in the daemon loop.
+Children are watched with a pidfd where the kernel has one, else with SIGCHLD;
+never with a thread per child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from .clock import Clock
+from .model import Job, Outcome
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+PASSED_THROUGH = ("LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE")
+# Only for runs as the daemon's own user: what a desktop job needs to reach the session.
+SESSION_VARIABLES = ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "WAYLAND_DISPLAY")
+READ_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: int
+    outcome: Outcome
+    started: Optional[float]  # epoch seconds; None when the process never started
+    ended: float
+    duration: float
+    exit_code: Optional[int] = None
+    signal: Optional[int] = None
+    output: bytes = b""
+    output_bytes: int = 0
+    peak_rss: Optional[int] = None  # bytes
+    reason: str = ""
+    pid: Optional[int] = None
+
+
+@dataclass
+class ActiveRun:
+    run_id: int
+    job: Job
+    process: subprocess.Popen[bytes]
+    started: float
+    started_mono: float
+    output_fd: int
+    pidfd: Optional[int]
+    tail: bytearray = field(default_factory=bytearray)
+    output_bytes: int = 0
+    stop_reason: Optional[Outcome] = None
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+class SpawnError(Exception):
+    """Why a command could not start; becomes the run's reason."""
+
+
+def command_argv(job: Job) -> list[str]:
+    """A string runs under /bin/sh -c as cron does; a list runs without a shell."""
+    if isinstance(job.command, str):
+        return ["/bin/sh", "-c", job.command]
+    if job.command:
+        return list(job.command)
+    if job.notify is not None:
+        from .notify import desktop_argv
+
+        return desktop_argv(job.notify)
+    raise SpawnError("the job has nothing to run")
+
+
+def identity(job: Job) -> tuple[Optional[pwd.struct_passwd], pwd.struct_passwd]:
+    """(the account to switch to or None, the account the run uses); raises SpawnError."""
+    me = pwd.getpwuid(os.geteuid())
+    if job.user is None or job.user == me.pw_name:
+        return None, me
+    try:
+        target = pwd.getpwnam(job.user)
+    except KeyError:
+        raise SpawnError(f'no such user "{job.user}"') from None
+    if os.geteuid() != 0:
+        raise SpawnError(f'running as user "{job.user}" needs the daemon to run as root')
+    return target, target
+
+
+def environment(
+    job: Job, account: pwd.struct_passwd, switching: bool, run_id: int
+) -> dict[str, str]:
+    """A clean environment as cron gives, plus the job's own variables."""
+    env = {
+        "HOME": account.pw_dir,
+        "USER": account.pw_name,
+        "LOGNAME": account.pw_name,
+        "SHELL": "/bin/sh",
+        "PATH": DEFAULT_PATH,
+    }
+    passed = PASSED_THROUGH if switching else PASSED_THROUGH + SESSION_VARIABLES
+    env.update({k: os.environ[k] for k in passed if k in os.environ})
+    env.update(job.env)
+    env["CRONPLUS_JOB"] = job.name
+    env["CRONPLUS_RUN_ID"] = str(run_id)
+    return env
+
+
+class Runner:
+    """Starts and watches runs; calls `on_exit` once for every run it was given."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        clock: Clock,
+        on_exit: Callable[[RunResult], None],
+    ) -> None:
+        self.loop = loop
+        self.clock = clock
+        self.on_exit = on_exit
+        self.active: dict[int, ActiveRun] = {}
+        self._use_pidfd = hasattr(os, "pidfd_open")
+        if not self._use_pidfd:
+            loop.add_signal_handler(signal.SIGCHLD, self._reap_all)
+
+    def start(self, run_id: int, job: Job) -> Optional[int]:
+        """Start a run; returns its pid, or None when it failed to start (already reported)."""
+        started, mono = self.clock.now().timestamp(), self.clock.monotonic()
+        try:
+            process = self._spawn(run_id, job)
+        except SpawnError as exc:
+            self._report_spawn_failure(run_id, started, mono, str(exc))
+            return None
+        except OSError as exc:
+            detail = exc.strerror or str(exc)
+            where = f": {exc.filename}" if exc.filename else ""
+            self._report_spawn_failure(run_id, started, mono, f"{detail}{where}")
+            return None
+        assert process.stdout is not None
+        output_fd = process.stdout.fileno()
+        os.set_blocking(output_fd, False)
+        pidfd = os.pidfd_open(process.pid) if self._use_pidfd else None
+        active = ActiveRun(run_id, job, process, started, mono, output_fd, pidfd)
+        self.active[run_id] = active
+        self.loop.add_reader(output_fd, self._read_output, active)
+        if pidfd is not None:
+            self.loop.add_reader(pidfd, self._reap, active)
+        else:
+            self.loop.call_soon(self._reap_all)  # it may have exited before the handler saw it
+        if job.timeout is not None:
+            active.timers.append(
+                self.loop.call_later(job.timeout, self.stop, run_id, Outcome.TIMEOUT)
+            )
+        return process.pid
+
+    def _spawn(self, run_id: int, job: Job) -> subprocess.Popen[bytes]:
+        argv = command_argv(job)
+        target, account = identity(job)
+        env = environment(job, account, target is not None, run_id)
+        workdir = job.workdir or account.pw_dir or "/"
+        if not os.path.isdir(workdir):
+            raise SpawnError(f"working directory {workdir} does not exist")
+        return subprocess.Popen(  # the command is the job's, by design
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            user=target.pw_uid if target else None,
+            group=target.pw_gid if target else None,
+            extra_groups=os.getgrouplist(target.pw_name, target.pw_gid) if target else None,
+        )
+
+    def _report_spawn_failure(self, run_id: int, started: float, mono: float, reason: str) -> None:
+        result = RunResult(
+            run_id=run_id,
+            outcome=Outcome.SPAWN_FAILED,
+            started=None,
+            ended=self.clock.now().timestamp(),
+            duration=self.clock.monotonic() - mono,
+            reason=f"spawn-failed: {reason}",
+        )
+        self.loop.call_soon(self.on_exit, result)
+
+    def stop(self, run_id: int, reason: Outcome) -> None:
+        """SIGTERM to the run's process group, SIGKILL after the job's kill_grace."""
+        active = self.active.get(run_id)
+        if active is None or active.stop_reason is not None:
+            return
+        active.stop_reason = reason
+        self._signal_group(active, signal.SIGTERM)
+        active.timers.append(
+            self.loop.call_later(active.job.kill_grace, self._signal_group, active, signal.SIGKILL)
+        )
+
+    def kill(self, run_id: int, reason: Outcome) -> None:
+        """SIGKILL at once, for a fast stop."""
+        active = self.active.get(run_id)
+        if active is None:
+            return
+        active.stop_reason = active.stop_reason or reason
+        self._signal_group(active, signal.SIGKILL)
+
+    def _signal_group(self, active: ActiveRun, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(active.pid, signum)
+
+    def _read_output(self, active: ActiveRun) -> None:
+        try:
+            chunk = os.read(active.output_fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.loop.remove_reader(active.output_fd)
+            return
+        active.output_bytes += len(chunk)
+        active.tail += chunk
+        limit = active.job.output_limit
+        if len(active.tail) > 2 * limit + READ_CHUNK:  # trim in batches, not on every read
+            del active.tail[: len(active.tail) - limit]
+
+    def _reap_all(self) -> None:
+        for active in list(self.active.values()):
+            self._reap(active)
+
+    def _reap(self, active: ActiveRun) -> None:
+        try:
+            pid, status, usage = os.wait4(active.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status, usage = active.pid, 0, None
+        if pid == 0:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        active.process.returncode = code
+        self._finish(active, code, usage)
+
+    def _finish(self, active: ActiveRun, code: int, usage: Optional[object]) -> None:
+        self.active.pop(active.run_id, None)
+        for timer in active.timers:
+            timer.cancel()
+        if active.pidfd is not None:
+            self.loop.remove_reader(active.pidfd)
+            os.close(active.pidfd)
+        if active.stop_reason is not None:
+            self._signal_group(active, signal.SIGKILL)  # stragglers of a stopped run
+        self._drain(active)
+        self.loop.remove_reader(active.output_fd)
+        assert active.process.stdout is not None
+        active.process.stdout.close()
+        limit = active.job.output_limit
+        output = bytes(active.tail[-limit:]) if limit else b""
+        if active.stop_reason is not None:
+            outcome = active.stop_reason
+        elif code == 0:
+            outcome = Outcome.SUCCEEDED
+        elif code > 0:
+            outcome = Outcome.EXIT_CODE
+        else:
+            outcome = Outcome.SIGNAL
+        result = RunResult(
+            run_id=active.run_id,
+            outcome=outcome,
+            started=active.started,
+            ended=self.clock.now().timestamp(),
+            duration=self.clock.monotonic() - active.started_mono,
+            exit_code=code if code >= 0 else None,
+            signal=-code if code < 0 else None,
+            output=output,
+            output_bytes=active.output_bytes,
+            peak_rss=_peak_rss(usage),
+            reason=_reason(outcome, code, active.job),
+            pid=active.pid,
+        )
+        self.on_exit(result)
+
+    def _drain(self, active: ActiveRun) -> None:
+        """Read what the process wrote before it exited; stragglers holding the pipe are cut off."""
+        for _ in range(64):
+            try:
+                chunk = os.read(active.output_fd, READ_CHUNK)
+            except (BlockingIOError, OSError):
+                return
+            if not chunk:
+                return
+            active.output_bytes += len(chunk)
+            active.tail += chunk
+            del active.tail[: max(0, len(active.tail) - active.job.output_limit)]
+
+
+def _peak_rss(usage: Optional[object]) -> Optional[int]:
+    maxrss = getattr(usage, "ru_maxrss", None)
+    if not maxrss:
+        return None
+    return int(maxrss) if sys.platform == "darwin" else int(maxrss) * 1024
+
+
+def _reason(outcome: Outcome, code: int, job: Job) -> str:
+    if outcome is Outcome.EXIT_CODE:
+        return f"exit code {code}"
+    if outcome is Outcome.SIGNAL:
+        return f"killed by {signal.Signals(-code).name}"
+    if outcome is Outcome.TIMEOUT:
+        return f"timed out after {job.timeout:g}s"
+    if outcome is Outcome.INTERRUPTED:
+        return "interrupted: the daemon was stopping"
+    return ""

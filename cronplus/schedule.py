@@ -1,0 +1,307 @@
+"""Pure schedule math: (rule, zone, after) → the next fire instant.
+
+Cron expressions are evaluated by croniter on naive local wall time; this
+module maps wall times to instants with zoneinfo and applies the daylight
+saving rules of the design:
+
+* interval-like expressions (hour field `*` or any step) fire at every real
+  instant whose wall time matches: gap times never run, repeated times run twice;
+* fixed-time expressions run each nominal wall time once: a repeated time at its
+  first occurrence, a skipped time at the instant the clocks jump, and nominal
+  times that land on one instant merge into one run.
+
+Nothing here reads the clock: every function takes the instant it works from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from functools import cache
+from typing import Optional, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from croniter.croniter import CroniterBadCronError, CroniterBadDateError
+
+from .errors import ScheduleError
+from .model import ScheduleKind, ScheduleSpec
+
+UTC = timezone.utc
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+# How far ahead to look for a backward clock change that makes wall times repeat.
+_LOOKAHEAD = timedelta(hours=48)
+# Walls examined before giving up; a per-second job crossing a repeated hour needs 3,600.
+_MAX_CANDIDATES = 10_000
+
+
+class Rule(Protocol):
+    def next_after(
+        self, after: datetime, previous: Optional[datetime] = None
+    ) -> Optional[datetime]:
+        """The first fire instant strictly after `after`, or None when there is none.
+
+        `previous` is the last instant the job fired for; only rules measured
+        from the last run use it.
+        """
+
+
+@cache
+def zone(name: str) -> ZoneInfo:
+    """The zone called `name`; raises ScheduleError for an unknown name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ScheduleError(f'unknown zone "{name}"') from exc
+
+
+def normalize_expression(text: str) -> str:
+    """Expand @names and validate the field count; raises ScheduleError."""
+    expression = " ".join(text.split())
+    if expression.startswith("@"):
+        if expression.lower() == "@reboot":
+            raise ScheduleError('"@reboot" is not a schedule; use a job started by the service')
+        try:
+            return ALIASES[expression.lower()]
+        except KeyError:
+            raise ScheduleError(f'unknown schedule name "{expression}"') from None
+    count = len(expression.split())
+    if count not in (5, 6):
+        raise ScheduleError(
+            f'"{expression}" has {count} fields, expected 5 (minute hour day month weekday) '
+            "or 6 (the same plus seconds last)"
+        )
+    return expression
+
+
+def is_fixed_time(expression: str) -> bool:
+    """The hour field alone decides: `*` or any step makes a job interval-like."""
+    hour = expression.split()[1]
+    return hour != "*" and "/" not in hour
+
+
+class CronRule:
+    """One cron expression in one zone, with the daylight saving rules applied."""
+
+    def __init__(self, expression: str, zone_name: str) -> None:
+        self.expression = normalize_expression(expression)
+        self.zone = zone(zone_name)
+        self.fixed_time = is_fixed_time(self.expression)
+        try:
+            self._walls = croniter(self.expression, datetime(2000, 1, 1))
+            self._walls.get_next(datetime)
+        except CroniterBadCronError as exc:
+            raise ScheduleError(f'bad cron expression "{expression}": {exc}') from None
+        except CroniterBadDateError:
+            raise ScheduleError(f'cron expression "{expression}" never matches a date') from None
+
+    def next_after(
+        self, after: datetime, previous: Optional[datetime] = None
+    ) -> Optional[datetime]:
+        after = after.astimezone(UTC)
+        local = after.astimezone(self.zone).replace(tzinfo=None)
+        if self.fixed_time:
+            for wall in self._walls_from(local):
+                instant = first_instant(wall, self.zone)
+                if instant > after:
+                    return instant
+            return None
+        start = min(local, _earliest_repeated_wall(after, self.zone))
+        best: Optional[datetime] = None
+        for wall in self._walls_from(start - timedelta(seconds=1)):
+            instants = all_instants(wall, self.zone)
+            if not instants:
+                continue
+            if best is not None and instants[0] >= best:
+                return best
+            later = [i for i in instants if i > after]
+            if later and (best is None or later[0] < best):
+                best = later[0]
+            if instants[0] > after:
+                return best
+        return best
+
+    def _walls_from(self, start: datetime) -> Iterator[datetime]:
+        self._walls.set_current(start, force=True)
+        for _ in range(_MAX_CANDIDATES):
+            try:
+                yield self._walls.get_next(datetime)
+            except CroniterBadDateError:
+                return
+
+
+class EveryRule:
+    """`every: 20m`: one interval after the last run, or after `after` when there was none."""
+
+    def __init__(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ScheduleError("an interval must be longer than zero")
+        self.interval = timedelta(seconds=seconds)
+
+    def next_after(
+        self, after: datetime, previous: Optional[datetime] = None
+    ) -> Optional[datetime]:
+        if previous is None:
+            return after + self.interval
+        if previous > after:
+            return previous
+        # keep the phase of the last run, strictly after `after`
+        steps = (after - previous) // self.interval + 1
+        return previous + self.interval * steps
+
+
+class AtRule:
+    """`at:` a single wall time in the job's zone; none after it has passed."""
+
+    def __init__(self, local: str, zone_name: str) -> None:
+        try:
+            wall = datetime.fromisoformat(local)
+        except ValueError:
+            raise ScheduleError(
+                f'"{local}" is not a date and time, expected ISO 8601 such as 2027-01-01T09:00'
+            ) from None
+        if wall.tzinfo is not None:
+            self.instant = wall.astimezone(UTC)
+        else:
+            self.instant = first_instant(wall, zone(zone_name))
+
+    def next_after(
+        self, after: datetime, previous: Optional[datetime] = None
+    ) -> Optional[datetime]:
+        return self.instant if self.instant > after else None
+
+
+class AnyRule:
+    """Several rules for one job; runs on one instant merge into one."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = tuple(rules)
+
+    def next_after(
+        self, after: datetime, previous: Optional[datetime] = None
+    ) -> Optional[datetime]:
+        found = [r.next_after(after, previous) for r in self.rules]
+        candidates = [f for f in found if f is not None]
+        return min(candidates) if candidates else None
+
+
+def build_rule(spec: ScheduleSpec, zone_name: str) -> Rule:
+    """The rule for a job's schedule; raises ScheduleError."""
+    if spec.kind is ScheduleKind.EVERY:
+        return EveryRule(spec.every_seconds)
+    if spec.kind is ScheduleKind.AT:
+        return AtRule(spec.at_local, zone_name)
+    rules = [CronRule(e, zone_name) for e in spec.expressions]
+    return rules[0] if len(rules) == 1 else AnyRule(rules)
+
+
+def next_instants(
+    rule: Rule, after: datetime, count: int, previous: Optional[datetime] = None
+) -> list[datetime]:
+    """The next `count` fire instants strictly after `after`."""
+    out: list[datetime] = []
+    while len(out) < count:
+        found = rule.next_after(after, previous)
+        if found is None:
+            break
+        out.append(found)
+        after = previous = found
+    return out
+
+
+def upcoming(rule: Rule, now: datetime, last_fired: Optional[float]) -> Optional[datetime]:
+    """The next run of a job that last fired for `last_fired` (epoch seconds), after `now`."""
+    previous = datetime.fromtimestamp(last_fired, UTC) if last_fired is not None else None
+    if previous is not None and previous > now:
+        previous = None  # the clock went back: measure from now
+    return rule.next_after(now, previous)
+
+
+def instants_between(
+    rule: Rule,
+    start: datetime,
+    end: datetime,
+    previous: Optional[datetime] = None,
+    limit: int = 1000,
+) -> list[datetime]:
+    """Fire instants in (start, end], at most `limit` of them (the latest kept)."""
+    out: list[datetime] = []
+    found = rule.next_after(start, previous)
+    while found is not None and found <= end:
+        out.append(found)
+        if len(out) > limit:
+            out.pop(0)
+        found = rule.next_after(found, found)
+    return out
+
+
+def stable_jitter(job_name: str, max_seconds: float) -> float:
+    """A delay in [0, max_seconds) that is the same for a job on every start and host."""
+    if max_seconds <= 0:
+        return 0.0
+    digest = hashlib.sha256(job_name.encode()).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2**64
+    return fraction * max_seconds
+
+
+def all_instants(wall: datetime, tz: ZoneInfo) -> list[datetime]:
+    """Every instant whose wall time in `tz` is `wall`: none in a gap, two in a repeat."""
+    out: list[datetime] = []
+    for fold in (0, 1):
+        instant = wall.replace(tzinfo=tz, fold=fold).astimezone(UTC)
+        if instant.astimezone(tz).replace(tzinfo=None) == wall and instant not in out:
+            out.append(instant)
+    out.sort()
+    return out
+
+
+def first_instant(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The instant a fixed-time run for `wall` fires: its first occurrence, or the jump."""
+    instants = all_instants(wall, tz)
+    if instants:
+        return instants[0]
+    # a gap: fold=1 gives an instant before the jump, fold=0 one after it
+    low = int(wall.replace(tzinfo=tz, fold=1).timestamp())
+    high = int(wall.replace(tzinfo=tz, fold=0).timestamp())
+    after_offset = _offset(high, tz)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset(middle, tz) == after_offset:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _offset(epoch: int, tz: ZoneInfo) -> Optional[timedelta]:
+    return datetime.fromtimestamp(epoch, tz).utcoffset()
+
+
+def _earliest_repeated_wall(after: datetime, tz: ZoneInfo) -> datetime:
+    """The earliest wall time of any instant after `after` within the lookahead.
+
+    Wall times go backwards only when the clocks are turned back; this finds
+    the wall time just after such a change, or a time after the lookahead.
+    """
+    end = after + _LOOKAHEAD
+    low, high = int(after.timestamp()), int(end.timestamp())
+    before, later = _offset(low, tz), _offset(high, tz)
+    assert before is not None and later is not None
+    if later >= before:
+        return end.astimezone(tz).replace(tzinfo=None)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset(middle, tz) == later:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, tz).replace(tzinfo=None)

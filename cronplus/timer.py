@@ -1,0 +1,68 @@
+"""The earliest next run of every job.
+
+The timer never sleeps: the daemon's loop waits on `deadline()`.  Entries are
+kept in a heap with lazy deletion, so rescheduling one job out of 10,000 costs
+a push, not a sort.
+"""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime, timedelta
+from typing import Optional
+
+_Entry = tuple[datetime, int, str]  # (when it fires, generation, job)
+
+
+class Timer:
+    def __init__(self) -> None:
+        self._heap: list[_Entry] = []
+        self._due: dict[
+            str, tuple[datetime, datetime, int]
+        ] = {}  # job -> (fires, nominal, generation)
+        self._generation = 0
+
+    def set(self, job: str, nominal: Optional[datetime], delay_seconds: float = 0.0) -> None:
+        """Schedule `job` for `nominal` (fired `delay_seconds` later), or unschedule it."""
+        if nominal is None:
+            self._due.pop(job, None)
+            return
+        fires = nominal + timedelta(seconds=delay_seconds)
+        self._generation += 1
+        self._due[job] = (fires, nominal, self._generation)
+        heapq.heappush(self._heap, (fires, self._generation, job))
+
+    def remove(self, job: str) -> None:
+        self._due.pop(job, None)
+
+    def next_of(self, job: str) -> Optional[datetime]:
+        """The nominal instant `job` fires for next."""
+        entry = self._due.get(job)
+        return entry[1] if entry else None
+
+    def deadline(self) -> Optional[datetime]:
+        """When the earliest job fires; None when nothing is scheduled."""
+        self._drop_stale()
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: datetime) -> list[tuple[str, datetime]]:
+        """(job, nominal instant) of every job whose time has come, earliest first."""
+        out: list[tuple[str, datetime]] = []
+        while True:
+            self._drop_stale()
+            if not self._heap or self._heap[0][0] > now:
+                return out
+            _, _, job = heapq.heappop(self._heap)
+            _, nominal, _ = self._due.pop(job)
+            out.append((job, nominal))
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def _drop_stale(self) -> None:
+        while self._heap:
+            _, generation, job = self._heap[0]
+            current = self._due.get(job)
+            if current is not None and current[2] == generation:
+                return
+            heapq.heappop(self._heap)
