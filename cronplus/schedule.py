@@ -40,7 +40,7 @@ ALIASES = {
 }
 # How far ahead to look for a backward clock change that makes wall times repeat.
 _LOOKAHEAD = timedelta(hours=48)
-# Walls examined before giving up; a per-second job crossing a repeated hour needs 3,600.
+# Wall times examined before a search gives up.
 _MAX_CANDIDATES = 10_000
 
 
@@ -115,20 +115,40 @@ class CronRule:
                 if instant > after:
                     return instant
             return None
-        start = min(local, _earliest_repeated_wall(after, self.zone))
-        best: Optional[datetime] = None
-        for wall in self._walls_from(start - timedelta(seconds=1)):
+        found = self._first_real_after(local, after)
+        repeat_start = _earliest_repeated_wall(after, self.zone)
+        if repeat_start <= local:
+            # `after` is in the first pass of a repeated stretch: its walls come again later
+            wall = self._next_wall(repeat_start - timedelta(seconds=1))
+            instants = all_instants(wall, self.zone) if wall is not None else []
+            if instants and instants[-1] > after and (found is None or instants[-1] < found):
+                found = instants[-1]
+        return found
+
+    def _first_real_after(self, local: datetime, after: datetime) -> Optional[datetime]:
+        """The earliest instant after `after` of a wall time later than `local`."""
+        start = local
+        for _ in range(_MAX_CANDIDATES):
+            wall = self._next_wall(start)
+            if wall is None:
+                return None
             instants = all_instants(wall, self.zone)
-            if not instants:
-                continue
-            if best is not None and instants[0] >= best:
-                return best
             later = [i for i in instants if i > after]
-            if later and (best is None or later[0] < best):
-                best = later[0]
-            if instants[0] > after:
-                return best
-        return best
+            if later:
+                return later[0]
+            start = wall
+            if not instants:  # a gap: go on from the wall time the clocks jump to
+                jump = first_instant(wall, self.zone).astimezone(self.zone).replace(tzinfo=None)
+                start = max(wall, jump - timedelta(seconds=1))
+        return None
+
+    def _next_wall(self, start: datetime) -> Optional[datetime]:
+        self._walls.set_current(start, force=True)
+        try:
+            wall: datetime = self._walls.get_next(datetime)
+        except CroniterBadDateError:
+            return None
+        return wall
 
     def _walls_from(self, start: datetime) -> Iterator[datetime]:
         self._walls.set_current(start, force=True)
