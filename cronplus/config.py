@@ -82,6 +82,15 @@ def _at(value: Any) -> str:
     return convert.text(value, "a date and time such as 2027-01-01T09:00")
 
 
+def _timezone(value: Any) -> str:
+    name = convert.text(value, 'an IANA zone name such as "Europe/Berlin"')
+    try:
+        zone(name)
+    except ScheduleError:
+        raise ValueError(_unknown_zone(name)) from None
+    return name
+
+
 def _command(value: Any) -> Any:
     if isinstance(value, list):
         return convert.string_list(value, "a command string or a list of arguments")
@@ -146,7 +155,7 @@ JOB_KEYS: dict[str, Converter] = {
     "schedule": _schedule,
     "every": lambda v: convert.duration(v, minimum=1),
     "at": _at,
-    "timezone": lambda v: convert.text(v, "an IANA zone name such as Europe/Berlin"),
+    "timezone": _timezone,
     "command": _command,
     "notify": _notify,
     "user": _user,
@@ -198,6 +207,7 @@ class _Entry:
 @dataclass
 class _Reader:
     problems: list[ConfigProblem] = field(default_factory=list)
+    invalid: set[str] = field(default_factory=set)  # key paths present but rejected
 
     def problem(self, file: str, node: Optional[yaml.Node], path: str, message: str) -> None:
         line, column = (node.start_mark.line + 1, node.start_mark.column + 1) if node else (1, 1)
@@ -222,7 +232,7 @@ class _Reader:
             mark = exc.problem_mark or exc.context_mark
             line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             message = f"YAML syntax error: {exc.problem or exc.context}"
-            if "alias" in message or "'*'" in message:
+            if "alias" in f"{exc.context} {exc.problem}":
                 message += " (quote a cron expression that starts with *)"
             self.problems.append(ConfigProblem(file, line, column, "", message))
             return None
@@ -289,6 +299,7 @@ class _Reader:
                 value = converter(loader.construct_object(value_node, deep=True))
             except (ValueError, yaml.YAMLError) as exc:
                 self.problem(file, value_node, _join(path, key), str(exc))
+                self.invalid.add(_join(path, key))
                 continue
             out[key] = _Entry(value, value_node, file)
         return out
@@ -561,13 +572,16 @@ def _job(
         own["env"].value = {**defaults["env"].value, **own["env"].value}
     merged.update(own)
 
-    kinds = [k for k in SCHEDULE_KEYS if k in own]
+    def given(key: str) -> bool:
+        return key in merged or any(f"{p}.{key}" in reader.invalid for p in (path, "defaults"))
+
+    kinds = [k for k in SCHEDULE_KEYS if k in own or f"{path}.{k}" in reader.invalid]
     if len(kinds) != 1:
         found = "none" if not kinds else " and ".join(kinds)
         reader.problem(
             file, key_node, path, f"found {found}, expected exactly one of schedule, every or at"
         )
-    actions = [k for k in ("command", "notify") if k in merged]
+    actions = [k for k in ("command", "notify") if given(k)]
     if len(actions) != 1:
         found = "none" if not actions else " and ".join(actions)
         reader.problem(
@@ -575,15 +589,8 @@ def _job(
         )
 
     zone_name = merged["timezone"].value if "timezone" in merged else default_zone
-    if "timezone" in merged:
-        try:
-            zone(zone_name)
-        except ScheduleError:
-            entry = merged["timezone"]
-            reader.problem(entry.file, entry.node, f"{path}.timezone", _unknown_zone(zone_name))
-            zone_name = ""
     spec = None
-    if len(kinds) == 1 and zone_name:
+    if len(kinds) == 1 and kinds[0] in own:
         kind = kinds[0]
         entry = own[kind]
         if kind == "schedule":

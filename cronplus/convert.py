@@ -107,6 +107,6 @@ def string_list(value: object, what: str) -> tuple[str, ...]:
     """A list of non-empty strings; a single string is a list of one."""
     if isinstance(value, str) and value.strip():
         return (value,)
-    if isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value):
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
         return tuple(value)
     raise bad(value, what)

@@ -119,8 +119,8 @@ class CronRule:
         repeat_start = _earliest_repeated_wall(after, self.zone)
         if repeat_start <= local:
             # `after` is in the first pass of a repeated stretch: its walls come again later
-            wall = self._next_wall(repeat_start - timedelta(seconds=1))
-            instants = all_instants(wall, self.zone) if wall is not None else []
+            repeated = self._next_wall(repeat_start - timedelta(seconds=1))
+            instants = all_instants(repeated, self.zone) if repeated is not None else []
             if instants and instants[-1] > after and (found is None or instants[-1] < found):
                 found = instants[-1]
         return found

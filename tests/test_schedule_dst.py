@@ -53,7 +53,11 @@ NEW_YORK = [
         ["2026-03-08T01:30:00-05:00", "2026-03-08T03:00:00-04:00", "2026-03-08T03:30:00-04:00"],
     ),
     # an hour step is interval-like: the 02:00 slot is not moved onto the jump
-    ("0 */2 * * *", "2026-03-08T04:30Z", ["2026-03-08T00:00:00-05:00", "2026-03-08T04:00:00-04:00"]),
+    (
+        "0 */2 * * *",
+        "2026-03-08T04:30Z",
+        ["2026-03-08T00:00:00-05:00", "2026-03-08T04:00:00-04:00"],
+    ),
     # fixed-time in the repeated hour runs once, at the first 01:30
     ("30 1 * * *", "2026-10-31T12:00Z", ["2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"]),
     # T in the second pass, after the first occurrence: the next day's run
@@ -101,7 +105,11 @@ SYDNEY = [
         ["2026-04-05T02:00:00+11:00", "2026-04-05T02:00:00+10:00", "2026-04-05T03:00:00+10:00"],
     ),
     ("30 2 * * *", "2026-10-03T12:00Z", ["2026-10-04T03:00:00+11:00", "2026-10-05T02:30:00+11:00"]),
-    ("0 */1 * * *", "2026-10-03T14:30Z", ["2026-10-04T01:00:00+10:00", "2026-10-04T03:00:00+11:00"]),
+    (
+        "0 */1 * * *",
+        "2026-10-03T14:30Z",
+        ["2026-10-04T01:00:00+10:00", "2026-10-04T03:00:00+11:00"],
+    ),
 ]
 
 # Australia/Lord_Howe, 2026 (a 30-minute shift):
@@ -122,8 +130,16 @@ LORD_HOWE = [
     ),
     ("15 2 * * *", "2026-10-03T12:00Z", ["2026-10-04T02:30:00+11:00", "2026-10-05T02:15:00+11:00"]),
     # 02:00 is in the gap (so runs at the jump, 02:30) and 02:30 exists: they merge
-    ("0,30 2 * * *", "2026-10-03T12:00Z", ["2026-10-04T02:30:00+11:00", "2026-10-05T02:00:00+11:00"]),
-    ("*/20 * * * *", "2026-10-03T15:10Z", ["2026-10-04T02:40:00+11:00", "2026-10-04T03:00:00+11:00"]),
+    (
+        "0,30 2 * * *",
+        "2026-10-03T12:00Z",
+        ["2026-10-04T02:30:00+11:00", "2026-10-05T02:00:00+11:00"],
+    ),
+    (
+        "*/20 * * * *",
+        "2026-10-03T15:10Z",
+        ["2026-10-04T02:40:00+11:00", "2026-10-04T03:00:00+11:00"],
+    ),
 ]
 
 # Pacific/Chatham, 2026 (+12:45 standard, +13:45 summer):
@@ -147,7 +163,11 @@ CHATHAM = [
 # Asia/Kathmandu: +05:45 all year, no transitions.
 KATHMANDU = [
     ("30 2 * * *", "2026-03-07T12:00Z", ["2026-03-08T02:30:00+05:45", "2026-03-09T02:30:00+05:45"]),
-    ("0 */6 * * *", "2026-11-01T00:00Z", ["2026-11-01T06:00:00+05:45", "2026-11-01T12:00:00+05:45"]),
+    (
+        "0 */6 * * *",
+        "2026-11-01T00:00Z",
+        ["2026-11-01T06:00:00+05:45", "2026-11-01T12:00:00+05:45"],
+    ),
 ]
 
 # Europe/Berlin, 2026:
@@ -170,7 +190,9 @@ CASES = [(z, e, a, x) for z, rows in TABLES for e, a, x in rows]
 
 
 @pytest.mark.parametrize(("zone_name", "expression", "after", "expected"), CASES)
-def test_transition_tables(zone_name: str, expression: str, after: str, expected: list[str]) -> None:
+def test_transition_tables(
+    zone_name: str, expression: str, after: str, expected: list[str]
+) -> None:
     assert fires(expression, zone_name, after, len(expected)) == expected
 
 
@@ -182,7 +204,9 @@ def test_hourly_job_runs_every_real_hour_of_the_year(zone_name: str) -> None:
     assert gaps == {timedelta(hours=1)}
 
 
-@pytest.mark.parametrize("zone_name", ["America/New_York", "Australia/Lord_Howe", "Pacific/Chatham"])
+@pytest.mark.parametrize(
+    "zone_name", ["America/New_York", "Australia/Lord_Howe", "Pacific/Chatham"]
+)
 @pytest.mark.parametrize("expression", ["30 2 * * *", "30 1 * * *", "0 3 * * *", "45 1 * * *"])
 def test_fixed_time_job_runs_once_on_every_local_day(zone_name: str, expression: str) -> None:
     tz = zone(zone_name)

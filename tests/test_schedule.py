@@ -1,0 +1,136 @@
+"""Schedule kinds other than the DST tables: every, at, lists, names, jitter, bad input."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from cronplus.errors import ScheduleError
+from cronplus.model import ScheduleKind, ScheduleSpec
+from cronplus.schedule import (
+    AtRule,
+    CronRule,
+    EveryRule,
+    build_rule,
+    instants_between,
+    is_fixed_time,
+    next_instants,
+    stable_jitter,
+    upcoming,
+)
+
+UTC = timezone.utc
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def test_six_fields_put_seconds_last() -> None:
+    rule = CronRule("*/10 * * * * 15", "UTC")
+    assert next_instants(rule, T0, 2) == [
+        T0 + timedelta(seconds=15),
+        T0 + timedelta(minutes=10, seconds=15),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "first"),
+    [
+        ("@hourly", datetime(2026, 6, 1, 13, 0, tzinfo=UTC)),
+        ("@daily", datetime(2026, 6, 2, 0, 0, tzinfo=UTC)),
+        ("@midnight", datetime(2026, 6, 2, 0, 0, tzinfo=UTC)),
+        ("@weekly", datetime(2026, 6, 7, 0, 0, tzinfo=UTC)),  # a Sunday
+        ("@monthly", datetime(2026, 7, 1, 0, 0, tzinfo=UTC)),
+        ("@yearly", datetime(2027, 1, 1, 0, 0, tzinfo=UTC)),
+        ("@annually", datetime(2027, 1, 1, 0, 0, tzinfo=UTC)),
+    ],
+)
+def test_named_schedules(name: str, first: datetime) -> None:
+    assert CronRule(name, "UTC").next_after(T0) == first
+
+
+def test_hour_field_decides_the_kind() -> None:
+    assert is_fixed_time("30 2 * * *")
+    assert is_fixed_time("0 1-5 * * *")
+    assert is_fixed_time("0 1,13 * * *")
+    assert not is_fixed_time("0 * * * *")
+    assert not is_fixed_time("0 */2 * * *")
+    assert not is_fixed_time("0 0-23/3 * * *")
+    assert not CronRule("@hourly", "UTC").fixed_time
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("61 * * * *", "bad cron expression"),
+        ("* * * *", "has 4 fields"),
+        ("* * * * * * *", "has 7 fields"),
+        ("0 0 30 2 *", "never matches a date"),
+        ("0 0 31 4,6,9,11 *", "never matches a date"),
+        ("@fortnightly", 'unknown schedule name "@fortnightly"'),
+        ("@reboot", "not a schedule"),
+        ("0 25 * * *", "bad cron expression"),
+    ],
+)
+def test_bad_expressions_say_why(expression: str, message: str) -> None:
+    with pytest.raises(ScheduleError, match=message):
+        CronRule(expression, "UTC")
+
+
+def test_unknown_zone() -> None:
+    with pytest.raises(ScheduleError, match='unknown zone "Mars/Olympus"'):
+        CronRule("* * * * *", "Mars/Olympus")
+
+
+def test_every_is_measured_from_the_last_run() -> None:
+    rule = EveryRule(20 * 60)
+    assert rule.next_after(T0) == T0 + timedelta(minutes=20)
+    last = T0 - timedelta(minutes=5)
+    assert rule.next_after(T0, last) == T0 + timedelta(minutes=15)
+    # after a long absence the phase of the last run is kept, strictly after T0
+    assert rule.next_after(T0, T0 - timedelta(minutes=45)) == T0 + timedelta(minutes=15)
+    assert rule.next_after(T0, T0 - timedelta(minutes=40)) == T0 + timedelta(minutes=20)
+
+
+def test_at_fires_once_in_its_zone() -> None:
+    rule = AtRule("2027-01-01T00:00", "Pacific/Auckland")
+    expected = datetime(2026, 12, 31, 11, 0, tzinfo=UTC)  # NZDT is +13:00
+    assert rule.next_after(T0) == expected
+    assert rule.next_after(expected) is None
+    # a wall time that never happens runs at the jump, as fixed-time cron jobs do
+    gap = AtRule("2026-03-08T02:30", "America/New_York")
+    assert gap.next_after(T0 - timedelta(days=200)) == datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
+
+
+def test_at_rejects_what_is_not_a_time() -> None:
+    with pytest.raises(ScheduleError, match="expected ISO 8601"):
+        AtRule("next tuesday", "UTC")
+
+
+def test_several_schedules_merge_runs_on_one_instant() -> None:
+    spec = ScheduleSpec(ScheduleKind.CRON, expressions=("0 12 * * *", "0 */6 * * *"))
+    rule = build_rule(spec, "UTC")
+    runs = next_instants(rule, T0, 4)
+    assert runs == [T0 + timedelta(hours=h) for h in (6, 12, 18, 24)]
+
+
+def test_instants_between_keeps_the_latest() -> None:
+    rule = CronRule("0 * * * *", "UTC")
+    found = instants_between(rule, T0, T0 + timedelta(hours=10), limit=3)
+    assert found == [T0 + timedelta(hours=h) for h in (8, 9, 10)]
+
+
+def test_upcoming_ignores_a_last_run_in_the_future() -> None:
+    rule = EveryRule(60)
+    future = (T0 + timedelta(hours=1)).timestamp()
+    assert upcoming(rule, T0, future) == T0 + timedelta(seconds=60)
+    assert upcoming(rule, T0, (T0 - timedelta(seconds=30)).timestamp()) == T0 + timedelta(
+        seconds=30
+    )
+
+
+def test_jitter_is_stable_and_bounded() -> None:
+    values = {name: stable_jitter(name, 300) for name in ("backup", "report", "rotate")}
+    assert values == {name: stable_jitter(name, 300) for name in values}
+    assert all(0 <= v < 300 for v in values.values())
+    assert len(set(values.values())) == 3
+    assert stable_jitter("backup", 0) == 0
