@@ -1,0 +1,30 @@
+"""Shared builders for tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from cronplus.clock import SystemClock
+from cronplus.model import Job, ScheduleKind, ScheduleSpec
+from cronplus.runner import Runner, RunResult
+
+
+def make_job(name: str = "job", **values: Any) -> Job:
+    values.setdefault("schedule", ScheduleSpec(ScheduleKind.CRON, ("* * * * *",)))
+    values.setdefault("timezone", "UTC")
+    values.setdefault("command", "true")
+    return Job(name=name, **values)
+
+
+def run_job(job: Job, wait: float = 20.0) -> RunResult:
+    """Start `job` through a real Runner and return its result."""
+
+    async def main() -> RunResult:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[RunResult] = loop.create_future()
+        runner = Runner(loop, SystemClock(), lambda r: done.done() or done.set_result(r))
+        runner.start(1, job)
+        return await asyncio.wait_for(done, wait)
+
+    return asyncio.run(main())

@@ -1,0 +1,140 @@
+"""The runner with real processes: shells, argv, environment, limits and failures to start."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import make_job, run_job
+
+from cronplus.model import Outcome
+
+AS_ROOT = os.geteuid() == 0
+
+
+def test_a_string_runs_under_the_shell_with_stderr_captured() -> None:
+    result = run_job(make_job(command="echo $((1 + 2)); echo oops >&2"))
+    assert result.outcome is Outcome.SUCCEEDED
+    assert result.exit_code == 0
+    assert result.output == b"3\noops\n"
+    assert result.output_bytes == 7
+    assert result.started is not None and result.ended >= result.started
+
+
+def test_a_list_runs_without_a_shell() -> None:
+    result = run_job(make_job(command=("echo", "$HOME", "a;b")))
+    assert result.output == b"$HOME a;b\n"
+
+
+def test_the_environment_is_clean_plus_the_jobs_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEAKY_SECRET", "x")
+    result = run_job(make_job("envjob", command=("env",), env={"TARGET": "s3"}))
+    env = dict(line.split("=", 1) for line in result.output.decode().splitlines())
+    me = pwd.getpwuid(os.geteuid())
+    assert "LEAKY_SECRET" not in env
+    assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+    assert (env["HOME"], env["USER"], env["LOGNAME"]) == (me.pw_dir, me.pw_name, me.pw_name)
+    assert env["SHELL"] == "/bin/sh"
+    assert (env["TARGET"], env["CRONPLUS_JOB"], env["CRONPLUS_RUN_ID"]) == ("s3", "envjob", "1")
+
+
+def test_workdir(tmp_path: Path) -> None:
+    result = run_job(make_job(command="pwd", workdir=str(tmp_path)))
+    assert result.output.decode().strip() == str(tmp_path)
+
+
+def test_own_session_and_process_group() -> None:
+    probe = "import os; print(os.getsid(0) == os.getpid(), os.getpgid(0) == os.getpid())"
+    result = run_job(make_job(command=(sys.executable, "-c", probe)))
+    assert result.output == b"True True\n"
+
+
+def test_exit_code_and_signal_are_recorded() -> None:
+    failed = run_job(make_job(command="exit 3"))
+    assert (failed.outcome, failed.exit_code, failed.reason) == (Outcome.EXIT_CODE, 3, "exit code 3")
+    killed = run_job(make_job(command="kill -9 $$"))
+    assert (killed.outcome, killed.signal, killed.exit_code) == (Outcome.SIGNAL, 9, None)
+    assert killed.reason == "killed by SIGKILL"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_timeout_stops_the_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    job = make_job(command=f"sleep 60 & echo $! > {pidfile}; wait", timeout=0.5, kill_grace=2.0)
+    result = run_job(job)
+    assert result.outcome is Outcome.TIMEOUT
+    assert result.reason == "timed out after 0.5s"
+    assert result.signal == 15
+    assert 0.5 <= result.duration < 2.0
+    assert not _alive(int(pidfile.read_text()))
+
+
+def test_a_process_that_ignores_sigterm_is_killed_after_the_grace() -> None:
+    job = make_job(command="trap '' TERM; sleep 60", timeout=0.3, kill_grace=0.5)
+    result = run_job(job)
+    assert result.outcome is Outcome.TIMEOUT
+    assert result.signal == 9
+    assert result.duration >= 0.8
+
+
+def test_only_a_bounded_tail_of_the_output_is_kept() -> None:
+    command = "head -c 10000000 /dev/zero; printf END"
+    result = run_job(make_job(command=command, output_limit=1024))
+    assert result.output_bytes == 10_000_003
+    assert len(result.output) == 1024
+    assert result.output.endswith(b"\0END")
+
+
+def test_peak_resident_memory_is_recorded() -> None:
+    grow = "x = bytearray(64 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096])"
+    result = run_job(make_job(command=(sys.executable, "-c", grow)))
+    assert result.peak_rss is not None and result.peak_rss > 64 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"command": ("/nonexistent/tool", "--flag")}, "spawn-failed: No such file or directory: /nonexistent/tool"),
+        ({"user": "no-such-user-here"}, 'spawn-failed: no such user "no-such-user-here"'),
+        ({"workdir": "/nonexistent/dir"}, "spawn-failed: working directory /nonexistent/dir does not exist"),
+    ],
+)
+def test_a_command_that_cannot_start_is_a_failed_run(values: dict[str, object], reason: str) -> None:
+    result = run_job(make_job(**values))
+    assert result.outcome is Outcome.SPAWN_FAILED
+    assert result.reason == reason
+    assert result.started is None
+
+
+def test_a_file_that_is_not_executable_is_a_failed_run(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    result = run_job(make_job(command=(str(script),)))
+    assert result.reason == f"spawn-failed: Permission denied: {script}"
+
+
+@pytest.mark.skipif(AS_ROOT, reason="checks what happens without root; these tests run as root")
+def test_another_user_needs_root() -> None:
+    result = run_job(make_job(user="root"))
+    assert result.reason == 'spawn-failed: running as user "root" needs the daemon to run as root'
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="switching users needs root")
+def test_as_root_a_job_runs_as_its_user_with_that_users_groups(tmp_path: Path) -> None:
+    nobody = pwd.getpwnam("nobody")
+    os.chmod(tmp_path, 0o755)
+    result = run_job(make_job(command="id -u; id -g; echo $HOME $USER", user="nobody", workdir=str(tmp_path)))
+    uid, gid, rest = result.output.decode().splitlines()
+    assert (int(uid), int(gid)) == (nobody.pw_uid, nobody.pw_gid)
+    assert rest == f"{nobody.pw_dir} nobody"
