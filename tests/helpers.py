@@ -23,7 +23,12 @@ def run_job(job: Job, wait: float = 20.0) -> RunResult:
     async def main() -> RunResult:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[RunResult] = loop.create_future()
-        runner = Runner(loop, SystemClock(), lambda r: done.done() or done.set_result(r))
+
+        def finished(result: RunResult) -> None:
+            if not done.done():
+                done.set_result(result)
+
+        runner = Runner(loop, SystemClock(), finished)
         runner.start(1, job)
         return await asyncio.wait_for(done, wait)
 

@@ -28,7 +28,9 @@ def test_a_run_moves_forward_only(tmp_path: Path) -> None:
     history = History(str(tmp_path / "h.db"))
     run_id = history.create_run("backup", 1000.0, Trigger.SCHEDULE, now=1000.5)
     assert history.transition(run_id, RunState.RUNNING, (RunState.PENDING,), started=1000.6, pid=42)
-    assert history.transition(run_id, RunState.SUCCEEDED, OPEN, ended=1001.0, exit_code=0, output=b"ok\n")
+    assert history.transition(
+        run_id, RunState.SUCCEEDED, OPEN, ended=1001.0, exit_code=0, output=b"ok\n"
+    )
     # a late second result cannot overwrite a final state
     assert not history.transition(run_id, RunState.FAILED, OPEN, ended=1002.0)
     run = history.run(run_id)
@@ -49,7 +51,10 @@ def test_open_runs_are_the_ones_a_crash_leaves(tmp_path: Path) -> None:
 
 def test_prune_keeps_the_newest_finished_runs(tmp_path: Path) -> None:
     history = History(str(tmp_path / "h.db"))
-    ids = [history.create_run("a", float(i), Trigger.SCHEDULE, now=float(i), state=RunState.SUCCEEDED) for i in range(10)]
+    ids = [
+        history.create_run("a", float(i), Trigger.SCHEDULE, now=float(i), state=RunState.SUCCEEDED)
+        for i in range(10)
+    ]
     other = history.create_run("b", 0.0, Trigger.SCHEDULE, now=0.0, state=RunState.FAILED)
     assert history.prune("a", 3) == 7
     assert [r.id for r in history.runs("a", limit=100)] == ids[:-4:-1]
