@@ -36,7 +36,9 @@ def local_time(epoch: Optional[float], zone_name: str) -> str:
         return "-"
     moment = datetime.fromtimestamp(int(epoch), zone(zone_name))
     offset = moment.isoformat()[19:]  # +05:45, -04:00 or +00:00
-    return f"{moment:%Y-%m-%d %H:%M:%S}{offset} {moment.tzname()}"
+    name = moment.tzname() or ""
+    abbreviation = "" if name[:1] in "+-" else f" {name}"  # "+0545" would repeat the offset
+    return f"{moment:%Y-%m-%d %H:%M:%S}{offset}{abbreviation}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
