@@ -19,10 +19,21 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_next_with_an_expression_prints_utc_instants_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_next_with_an_expression_prints_utc_instants_as_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, _ = run(
-        capsys, "next", "--expr", "30 2 * * *", "--tz", "America/New_York",
-        "--after", "2026-03-07T12:00:00Z", "-n", "5", "--json",
+        capsys,
+        "next",
+        "--expr",
+        "30 2 * * *",
+        "--tz",
+        "America/New_York",
+        "--after",
+        "2026-03-07T12:00:00Z",
+        "-n",
+        "5",
+        "--json",
     )
     assert code == 0
     # 2026-03-08 02:30 does not exist in New York: that run happens at the jump, 03:00 EDT
@@ -37,7 +48,16 @@ def test_next_with_an_expression_prints_utc_instants_as_json(capsys: pytest.Capt
 
 def test_next_as_a_table_shows_the_zone_and_utc(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
-        capsys, "next", "--expr", "0 * * * *", "--tz", "Asia/Kathmandu", "--after", "2026-01-01T00:00", "-n", "2"
+        capsys,
+        "next",
+        "--expr",
+        "0 * * * *",
+        "--tz",
+        "Asia/Kathmandu",
+        "--after",
+        "2026-01-01T00:00",
+        "-n",
+        "2",
     )
     assert code == 0
     assert out.splitlines() == [
@@ -48,7 +68,18 @@ def test_next_as_a_table_shows_the_zone_and_utc(capsys: pytest.CaptureFixture[st
 
 
 def test_next_for_a_configured_job(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "-c", EXAMPLE, "next", "morning", "--after", "2026-03-27T12:00Z", "-n", "2", "--json")
+    code, out, _ = run(
+        capsys,
+        "-c",
+        EXAMPLE,
+        "next",
+        "morning",
+        "--after",
+        "2026-03-27T12:00Z",
+        "-n",
+        "2",
+        "--json",
+    )
     assert code == 0
     # Monday 2026-03-30 is the first weekday after Berlin moved to summer time
     assert json.loads(out) == ["2026-03-30T05:30:00Z", "2026-03-31T05:30:00Z"]
@@ -59,7 +90,10 @@ def test_next_for_a_configured_job(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["next", "--expr", "61 * * * *"], 'bad cron expression "61 * * * *"'),
         (["next", "--expr", "* * * * *", "--tz", "Mars/Base"], 'unknown zone "Mars/Base"'),
-        (["next", "--expr", "* * * * *", "--after", "yesterday"], '--after "yesterday": expected ISO 8601'),
+        (
+            ["next", "--expr", "* * * * *", "--after", "yesterday"],
+            '--after "yesterday": expected ISO 8601',
+        ),
         (["-c", EXAMPLE, "next", "nosuchjob"], 'no job named "nosuchjob"'),
         (["next"], "give a JOB or --expr"),
     ],
@@ -76,7 +110,9 @@ def test_check_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert out == f"{EXAMPLE}: ok, 5 jobs\n"
 
 
-def test_check_prints_every_problem_and_fails(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_check_prints_every_problem_and_fails(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text('jobs:\n  a: {schedule: "* * *", command: x}\n  b: {every: 5m}\n')
     code, out, err = run(capsys, "check", str(bad))
@@ -88,7 +124,9 @@ def test_check_prints_every_problem_and_fails(capsys: pytest.CaptureFixture[str]
     ]
 
 
-def test_status_without_a_history_still_lists_jobs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_status_without_a_history_still_lists_jobs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code, out, err = run(capsys, "-c", EXAMPLE, "--state-dir", str(tmp_path), "status", "--json")
     assert code == 0
     assert "no history yet" in err

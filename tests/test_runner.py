@@ -131,9 +131,7 @@ def test_peak_resident_memory_is_recorded() -> None:
         ),
     ],
 )
-def test_a_command_that_cannot_start_is_a_failed_run(
-    values: dict[str, Any], reason: str
-) -> None:
+def test_a_command_that_cannot_start_is_a_failed_run(values: dict[str, Any], reason: str) -> None:
     result = run_job(make_job(**values))
     assert result.outcome is Outcome.SPAWN_FAILED
     assert result.reason == reason
