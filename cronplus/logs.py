@@ -72,7 +72,3 @@ def configure(requested: str = "auto", stream: TextIO = sys.stderr, level: str =
         cache_logger_on_first_use=False,
     )
     return chosen
-
-
-def fields(**values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
