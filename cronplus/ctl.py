@@ -1,53 +1,45 @@
-"""`cronplusctl`: one function per subcommand.
+"""`cronplusctl`: one function per subcommand, over the control socket.
 
-Until the control socket exists, `status` and `history` read the history file
-read-only; `check` and `next` need no daemon at all.
+Read commands fall back to the history file, read-only, when the daemon is not
+running, and say so.  `check` and `next --expr` need no daemon at all.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import __version__, config
 from .clock import SystemClock
+from .control import METHOD_BY_NAME, Client, DaemonDown, Fault, FaultCode, describe_methods
 from .errors import ConfigError, CronplusError, HistoryError, ScheduleError
-from .history import History, JobState, Run
-from .model import Config, Job
-from .paths import resolve
+from .history import History
+from .model import Config
+from .paths import Paths, resolve
+from .report import Record, iso_utc, run_record, status_from_history
 from .schedule import CronRule, Rule, build_rule, next_instants, upcoming, zone
 
 UTC = timezone.utc
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_NOT_RUNNING_STATUS = 3  # LSB: status of a program that is not running
+EXIT_NOT_ALLOWED = 4
+EXIT_NO_SUCH = 6
+EXIT_NOT_RUNNING = 7  # LSB: an action needs the program running
+COLOURS = {"succeeded": "32", "running": "36", "skipped": "33", "pending": "33", "paused": "33"}
+FAULT_EXIT = {
+    FaultCode.NOT_ALLOWED: EXIT_NOT_ALLOWED,
+    FaultCode.NO_SUCH_JOB: EXIT_NO_SUCH,
+    FaultCode.NO_SUCH_RUN: EXIT_NO_SUCH,
+}
 
 
-def iso_utc(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def local_time(epoch: Optional[float], zone_name: str) -> str:
-    """An instant in the job's zone with its offset, as the tables show it."""
-    if epoch is None:
-        return "-"
-    moment = datetime.fromtimestamp(int(epoch), zone(zone_name))
-    offset = moment.isoformat()[19:]  # +05:45, -04:00 or +00:00
-    name = moment.tzname() or ""
-    abbreviation = "" if name[:1] in "+-" else f" {name}"  # "+0545" would repeat the offset
-    return f"{moment:%Y-%m-%d %H:%M:%S}{offset}{abbreviation}"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip()
-        for line in [headers, *rows]
-    ]
-    return "\n".join(lines)
+class NotRunning(CronplusError):
+    """An action command needs the daemon."""
 
 
 def parse_instant(text: str, zone_name: str) -> datetime:
@@ -66,22 +58,84 @@ def parse_instant(text: str, zone_name: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def local_time(stamp: Optional[str], zone_name: str) -> str:
+    """An ISO UTC instant shown in the job's zone with its offset."""
+    if not stamp:
+        return "-"
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(zone(zone_name))
+    moment = moment.replace(microsecond=0)
+    name = moment.tzname() or ""
+    abbreviation = "" if name[:1] in "+-" else f" {name}"  # "+0545" would repeat the offset
+    return f"{moment:%Y-%m-%d %H:%M:%S}{moment.isoformat()[19:]}{abbreviation}"
+
+
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], paint: Callable[[str], str]
+) -> str:
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
+    lines = []
+    for line in [headers, *rows]:
+        cells = [str(c).ljust(w) for c, w in zip(line, widths)]
+        if line is not headers:
+            cells = [paint(c) for c in cells]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
 class Ctl:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.paths = resolve(args.user, args.config, args.state_dir)
+        self.paths: Paths = resolve(args.user, args.config, args.state_dir, args.runtime_dir)
+        self.client = Client(self.paths.socket)
         self.clock = SystemClock()
+        self.colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
     def out(self, text: str) -> None:
         print(text)
 
+    def paint(self, cell: str) -> str:
+        """Colour a state word, only on a terminal and never with NO_COLOR."""
+        if not self.colour:
+            return cell
+        word = cell.strip().split(" ")[0]
+        code = COLOURS.get(
+            word,
+            "31" if word in ("failed", "timed-out", "memory-limit", "lost", "interrupted") else "",
+        )
+        return f"\033[{code}m{cell}\033[0m" if code else cell
+
+    def ask(self, method: str, **params: Any) -> Any:
+        """Ask the daemon; DaemonDown tells read commands to use the history file."""
+        try:
+            return self.client.call(method, **{k: v for k, v in params.items() if v is not None})
+        except DaemonDown:
+            if not METHOD_BY_NAME[method].reads:
+                raise NotRunning(
+                    f"cronplus is not running (no daemon at {self.paths.socket})"
+                ) from None
+            raise
+        except PermissionError:
+            raise Fault(
+                FaultCode.NOT_ALLOWED, f"permission denied on {self.paths.socket}"
+            ) from None
+
+    def not_running_note(self) -> None:
+        print(
+            f"cronplusctl: cronplus is not running (no daemon at {self.paths.socket}); "
+            "reading the history file",
+            file=sys.stderr,
+        )
+
     def load_config(self, file: Optional[str] = None) -> Config:
         return config.load(file or self.paths.config)
 
-    def open_history(self, settings_history: str) -> History:
-        return History(self.paths.history(settings_history), readonly=True)
+    def offline_history(self, loaded: Config) -> History:
+        return History(self.paths.history(loaded.settings.history), readonly=True)
 
-    # --- subcommands -----------------------------------------------------------------------
+    def emit(self, value: Any, human: Callable[[], str]) -> None:
+        self.out(json.dumps(value) if getattr(self.args, "json", False) else human())
+
+    # --- commands that need no daemon ------------------------------------------------------
 
     def check(self) -> int:
         file = self.args.file or self.paths.config
@@ -91,10 +145,8 @@ class Ctl:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
             count = len(exc.problems)
-            print(
-                f"{file}: {count} problem{'s' if count != 1 else ''}, configuration rejected",
-                file=sys.stderr,
-            )
+            plural = "s" if count != 1 else ""
+            print(f"{file}: {count} problem{plural}, configuration rejected", file=sys.stderr)
             return EXIT_ERROR
         drop_ins = len(loaded.files) - 1
         self.out(
@@ -106,184 +158,306 @@ class Ctl:
         args = self.args
         if args.expr and args.job:
             raise CronplusError("give a JOB or --expr, not both")
+        if not args.expr and not args.job:
+            raise CronplusError("give a JOB or --expr EXPRESSION")
         if args.expr:
             zone_name = args.tz or config.machine_zone()
             rule: Rule = CronRule(args.expr, zone_name)
-        elif args.job:
-            loaded = self.load_config()
-            job = self._job(loaded, args.job)
+            after = parse_instant(args.after, zone_name) if args.after else self.clock.now()
+            instants = [iso_utc(i.timestamp()) for i in next_instants(rule, after, args.n)]
+        elif args.after:  # a question about the schedule alone: no daemon needed
+            job = self._offline_job(args.job)
             zone_name = job.timezone
             rule = build_rule(job.schedule, zone_name)
-        else:
-            raise CronplusError("give a JOB or --expr EXPRESSION")
-        after = parse_instant(args.after, zone_name) if args.after else self.clock.now()
-        instants = next_instants(rule, after, args.n)
-        if args.json:
-            self.out(json.dumps([iso_utc(i) for i in instants]))
-            return EXIT_OK
-        rows = [[local_time(i.timestamp(), zone_name), iso_utc(i)] for i in instants]
-        self.out(table([f"LOCAL ({zone_name})", "UTC"], rows))
-        return EXIT_OK
-
-    def status(self) -> int:
-        loaded = self.load_config()
-        now = self.clock.now()
-        states: dict[str, JobState] = {}
-        last: dict[str, Run] = {}
-        running: dict[str, list[int]] = {}
-        try:
-            history = self.open_history(loaded.settings.history)
-        except HistoryError as exc:
-            print(f"cronplusctl: {exc}", file=sys.stderr)
+            after = parse_instant(args.after, zone_name)
+            instants = [iso_utc(i.timestamp()) for i in next_instants(rule, after, args.n)]
         else:
             try:
-                states, last = history.job_states(), history.last_runs()
-                for run in history.open_runs():
-                    if run.state == "running":
-                        running.setdefault(run.job, []).append(run.id)
-            finally:
-                history.close()
-        names = [self.args.job] if self.args.job else sorted(loaded.jobs)
-        records = [
-            _job_status(self._job(loaded, n), now, states.get(n), last.get(n), running.get(n, []))
-            for n in names
-        ]
-        if self.args.json:
-            self.out(json.dumps([r.as_json() for r in records]))
-            return EXIT_OK
-        rows = [
-            [
-                r.job.name,
-                r.job.schedule.describe(),
-                r.job.timezone,
-                "paused" if r.paused else local_time(r.next, r.job.timezone),
-                f"{r.last.state} {local_time(r.last.ended, r.job.timezone)}" if r.last else "-",
-                ",".join(str(i) for i in r.running) or "-",
-            ]
-            for r in records
-        ]
-        self.out(table(["JOB", "SCHEDULE", "ZONE", "NEXT", "LAST", "RUNNING"], rows))
-        return EXIT_OK
-
-    def history(self) -> int:
-        loaded = self.load_config()
-        job = self._job(loaded, self.args.job)
-        store = self.open_history(loaded.settings.history)
-        try:
-            runs = store.runs(job.name, self.args.n, self.args.failed)
-        finally:
-            store.close()
-        if self.args.json:
-            self.out(json.dumps([_run_json(r) for r in runs]))
-            return EXIT_OK
-        rows = [
-            [
-                str(r.id),
-                local_time(r.scheduled, job.timezone),
-                r.trigger,
-                str(r.attempt),
-                r.state,
-                f"{r.duration:.3f}s" if r.duration is not None else "-",
-                _exit_text(r),
-                r.reason or "-",
-            ]
-            for r in runs
-        ]
-        self.out(
-            table(
-                ["RUN", "SCHEDULED", "TRIGGER", "TRY", "STATE", "DURATION", "EXIT", "REASON"], rows
-            )
+                answer = self.ask("next", job=args.job, count=args.n)
+                zone_name, instants = answer["timezone"], answer["next"]
+            except DaemonDown:
+                self.not_running_note()
+                zone_name, instants = self._offline_next(args.job, args.n)
+        self.emit(
+            instants,
+            lambda: table(
+                [f"LOCAL ({zone_name})", "UTC"],
+                [[local_time(i, zone_name), i or "-"] for i in instants],
+                str,
+            ),
         )
         return EXIT_OK
 
-    def _job(self, loaded: Config, name: str) -> Job:
-        try:
-            return loaded.jobs[name]
-        except KeyError:
-            raise CronplusError(f'no job named "{name}" in {self.paths.config}') from None
+    def _offline_job(self, name: str) -> Any:
+        loaded = self.load_config()
+        if name not in loaded.jobs:
+            raise CronplusError(f'no job named "{name}" in {self.paths.config}')
+        return loaded.jobs[name]
 
-
-@dataclass(frozen=True)
-class JobStatus:
-    job: Job
-    next: Optional[float]
-    paused: bool
-    last: Optional[Run]
-    running: list[int]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "job": self.job.name,
-            "schedule": self.job.schedule.describe(),
-            "timezone": self.job.timezone,
-            "next": iso_utc(datetime.fromtimestamp(self.next, UTC)) if self.next else None,
-            "paused": self.paused,
-            "last_state": self.last.state if self.last else None,
-            "last_run": self.last.id if self.last else None,
-            "running": self.running,
-        }
-
-
-def _job_status(
-    job: Job, now: datetime, state: Optional[JobState], last: Optional[Run], running: list[int]
-) -> JobStatus:
-    paused = bool(state and state.paused)
-    upcoming_run = None
-    if not paused:
+    def _offline_next(self, name: str, count: int) -> tuple[str, list[Optional[str]]]:
+        job = self._offline_job(name)
         rule = build_rule(job.schedule, job.timezone)
-        found = upcoming(rule, now, state.last_scheduled if state else None)
-        upcoming_run = found.timestamp() if found else None
-    return JobStatus(job, upcoming_run, paused, last, running)
+        now = self.clock.now()
+        first = upcoming(rule, now, self._last_scheduled(name))
+        instants = [first] if first else []
+        if first is not None:
+            instants += next_instants(rule, first, count - 1, first)
+        return job.timezone, [iso_utc(i.timestamp()) for i in instants]
 
+    def _last_scheduled(self, name: str) -> Optional[float]:
+        try:
+            history = self.offline_history(self.load_config())
+        except HistoryError:
+            return None
+        try:
+            state = history.job_states().get(name)
+        finally:
+            history.close()
+        return state.last_scheduled if state else None
 
-def _exit_text(run: Run) -> str:
-    if run.signal is not None:
-        return f"signal {run.signal}"
-    return "-" if run.exit_code is None else str(run.exit_code)
+    # --- read commands ---------------------------------------------------------------------
 
+    def status(self) -> int:
+        code = EXIT_OK
+        try:
+            records = self.ask("status", job=self.args.job)
+        except DaemonDown:
+            self.not_running_note()
+            code = EXIT_NOT_RUNNING_STATUS
+            records = self._offline_status()
+        self.emit(records, lambda: self._status_table(records))
+        return code
 
-def _run_json(run: Run) -> dict[str, Any]:
-    record = {k: v for k, v in run.__dict__.items() if k != "output"}
-    for key in ("scheduled", "created", "started", "ended"):
-        value = record[key]
-        record[key] = iso_utc(datetime.fromtimestamp(value, UTC)) if value is not None else None
-    return record
+    def _offline_status(self) -> list[Record]:
+        loaded = self.load_config()
+        names = [self.args.job] if self.args.job else sorted(loaded.jobs)
+        for name in names:
+            if name not in loaded.jobs:
+                raise Fault(FaultCode.NO_SUCH_JOB, f'no job named "{name}"')
+        history: Optional[History] = None
+        try:
+            history = self.offline_history(loaded)
+        except HistoryError as exc:
+            print(f"cronplusctl: {exc}", file=sys.stderr)
+        try:
+            return status_from_history(loaded, history, self.clock.now(), names)
+        finally:
+            if history is not None:
+                history.close()
+
+    def _status_table(self, records: list[Record]) -> str:
+        rows = []
+        for r in records:
+            last = r["last"]
+            last_text = (
+                f"{last['state']} {local_time(last['ended'], r['timezone'])}" if last else "-"
+            )
+            rows.append(
+                [
+                    r["job"],
+                    r["schedule"],
+                    r["timezone"],
+                    "paused" if r["paused"] else local_time(r["next"], r["timezone"]),
+                    last_text,
+                    ",".join(str(i) for i in r["running"]) or "-",
+                ]
+            )
+        return table(["JOB", "SCHEDULE", "ZONE", "NEXT", "LAST", "RUNNING"], rows, self.paint)
+
+    def history(self) -> int:
+        try:
+            answer = self.ask(
+                "history", job=self.args.job, limit=self.args.n, failed=self.args.failed or None
+            )
+        except DaemonDown:
+            self.not_running_note()
+            answer = self._offline_history_records()
+        self.emit(answer["runs"], lambda: self._history_table(answer))
+        return EXIT_OK
+
+    def _offline_history_records(self) -> Record:
+        loaded = self.load_config()
+        job = loaded.jobs.get(self.args.job)
+        if job is None:
+            raise Fault(FaultCode.NO_SUCH_JOB, f'no job named "{self.args.job}"')
+        history = self.offline_history(loaded)
+        try:
+            runs = history.runs(job.name, self.args.n, self.args.failed)
+        finally:
+            history.close()
+        return {"job": job.name, "timezone": job.timezone, "runs": [run_record(r) for r in runs]}
+
+    def _history_table(self, answer: Record) -> str:
+        zone_name = answer["timezone"]
+        rows = [
+            [
+                str(r["id"]),
+                local_time(r["scheduled"] or r["created"], zone_name),
+                r["trigger"],
+                str(r["attempt"]),
+                r["state"],
+                f"{r['duration']:.3f}s" if r["duration"] is not None else "-",
+                f"signal {r['signal']}"
+                if r["signal"] is not None
+                else ("-" if r["exit_code"] is None else str(r["exit_code"])),
+                r["reason"] or "-",
+            ]
+            for r in answer["runs"]
+        ]
+        headers = ["RUN", "SCHEDULED", "TRIGGER", "TRY", "STATE", "DURATION", "EXIT", "REASON"]
+        return table(headers, rows, self.paint)
+
+    def logs(self) -> int:
+        try:
+            record = self.ask("logs", run_id=self.args.run_id)
+        except DaemonDown:
+            self.not_running_note()
+            record = self._offline_logs()
+        if self.args.json:
+            self.out(json.dumps(record))
+            return EXIT_OK
+        shown = len(record["output"].encode())
+        note = f", the last {shown} shown" if record["truncated"] else ""
+        print(
+            f"run {record['id']} of {record['job']}: {record['state']}"
+            f"{' (' + record['reason'] + ')' if record['reason'] else ''}, "
+            f"{record['output_bytes']} bytes of output{note}",
+            file=sys.stderr,
+        )
+        sys.stdout.write(record["output"])
+        return EXIT_OK
+
+    def _offline_logs(self) -> Record:
+        loaded = self.load_config()
+        history = self.offline_history(loaded)
+        try:
+            run = history.run(self.args.run_id)
+        finally:
+            history.close()
+        if run is None:
+            raise Fault(FaultCode.NO_SUCH_RUN, f"no run {self.args.run_id}")
+        return run_record(run, with_output=True)
+
+    def version(self) -> int:
+        try:
+            answer = self.ask("version")
+        except DaemonDown:
+            self.not_running_note()
+            answer = None
+        value = {"cronplusctl": __version__, "daemon": answer}
+        daemon_text = (
+            f"cronplus {answer['version']} (pid {answer['pid']}, {answer['jobs']} jobs, "
+            f"{answer['running']} running, config {answer['config']})"
+            if answer
+            else "cronplus: not running"
+        )
+        self.emit(value, lambda: f"cronplusctl {__version__}\n{daemon_text}")
+        return EXIT_OK
+
+    def jobs(self) -> int:
+        """Job names one a line, for shell completion; quiet when nothing is known."""
+        try:
+            names = [r["job"] for r in self.ask("status")]
+        except (DaemonDown, Fault):
+            try:
+                names = sorted(self.load_config().jobs)
+            except ConfigError:
+                names = []
+        if names:
+            self.out("\n".join(names))
+        return EXIT_OK
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        answer = self.ask("run", job=self.args.job)
+        reason = f" ({answer['reason']})" if answer.get("reason") else ""
+        self.emit(
+            answer, lambda: f"run {answer['run_id']} of {self.args.job}: {answer['state']}{reason}"
+        )
+        return EXIT_OK
+
+    def retry(self) -> int:
+        answer = self.ask("retry", job=self.args.job, run_id=self.args.run_id)
+        self.emit(
+            answer,
+            lambda: (
+                f"run {answer['run_id']}: attempt {answer['attempt']} of run {answer['retries']}"
+            ),
+        )
+        return EXIT_OK
+
+    def pause(self) -> int:
+        return self._toggle("pause", "paused")
+
+    def resume(self) -> int:
+        return self._toggle("resume", "resumed")
+
+    def _toggle(self, method: str, key: str) -> int:
+        if bool(self.args.job) == bool(self.args.all):
+            raise CronplusError(f"{method}: give a JOB or --all")
+        answer = self.ask(method, job=self.args.job, all=self.args.all or None)
+        self.emit(answer, lambda: f"{key}: {', '.join(answer[key]) or 'nothing'}")
+        return EXIT_OK
+
+    def reload(self) -> int:
+        answer = self.ask("reload")
+        self.emit(answer, lambda: f"reloaded: {answer['jobs']} jobs")
+        return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cronplusctl", description="Inspect and steer cronplus.")
+    parser = argparse.ArgumentParser(
+        prog="cronplusctl",
+        description="Inspect and steer the cronplus daemon.",
+        epilog="daemon methods:\n" + describe_methods(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "-c",
         "--config",
         help="config file (default: /etc/cronplus.yaml, "
         "or ~/.config/cronplus/cronplus.yaml with --user)",
     )
-    parser.add_argument("--user", action="store_true", help="talk to the per-user instance")
+    parser.add_argument("--user", action="store_true", help="talk to your per-user instance")
     parser.add_argument("--state-dir", help="where the history lives")
+    parser.add_argument("--runtime-dir", help="where the control socket lives")
     parser.add_argument("--version", action="version", version=f"cronplusctl {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    check = commands.add_parser("check", help="validate a config file and its drop-ins")
-    check.add_argument("file", nargs="?", help="the file to check (default: the config)")
+    def command(name: str, help_text: str, json_flag: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if json_flag:
+            sub.add_argument("--json", action="store_true", help="print JSON")
+        return sub
 
-    nxt = commands.add_parser("next", help="the next fire instants of a job or an expression")
-    nxt.add_argument("job", nargs="?", help="a configured job")
-    nxt.add_argument("--expr", help='a cron expression such as "30 2 * * *"')
-    nxt.add_argument("--tz", help="zone for --expr (default: the machine's)")
-    nxt.add_argument("--after", help="start strictly after this ISO 8601 instant (default: now)")
-    nxt.add_argument("-n", type=int, default=5, help="how many (default 5)")
-    nxt.add_argument("--json", action="store_true", help="a JSON list of UTC instants")
-
-    status = commands.add_parser("status", help="every job: schedule, next run, last outcome")
-    status.add_argument("job", nargs="?")
-    status.add_argument("--json", action="store_true")
-
-    history = commands.add_parser("history", help="the runs of a job, newest first")
+    help_of = {m.name: m.help for m in METHOD_BY_NAME.values()}
+    command("status", help_of["status"]).add_argument("job", nargs="?")
+    history = command("history", help_of["history"])
     history.add_argument("job")
     history.add_argument("-n", type=int, default=20, help="how many runs (default 20)")
     history.add_argument("--failed", action="store_true", help="only runs that did not succeed")
-    history.add_argument("--json", action="store_true")
+    command("logs", help_of["logs"]).add_argument("run_id", type=int)
+    command("run", help_of["run"]).add_argument("job")
+    retry = command("retry", help_of["retry"])
+    retry.add_argument("job")
+    retry.add_argument("run_id", nargs="?", type=int)
+    for name in ("pause", "resume"):
+        toggle = command(name, help_of[name])
+        toggle.add_argument("job", nargs="?")
+        toggle.add_argument("--all", action="store_true", help="every job you may act on")
+    nxt = command("next", help_of["next"] + ", or of any --expr")
+    nxt.add_argument("job", nargs="?", help="a configured job")
+    nxt.add_argument("--expr", help='a cron expression such as "30 2 * * *"')
+    nxt.add_argument("--tz", help="zone for --expr (default: the machine's)")
+    nxt.add_argument("--after", help="strictly after this ISO 8601 instant (default: now)")
+    nxt.add_argument("-n", type=int, default=5, help="how many (default 5)")
+    check = command("check", "validate a config file and its drop-ins", json_flag=False)
+    check.add_argument("file", nargs="?", help="the file to check (default: the config)")
+    command("reload", help_of["reload"])
+    command("version", "versions of cronplusctl and the running daemon")
+    command("jobs", "job names, one a line (for shell completion)", json_flag=False)
     return parser
 
 
@@ -299,8 +473,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_ERROR
+    except Fault as fault:
+        print(f"cronplusctl: {fault.message}", file=sys.stderr)
+        for line in fault.data or ():
+            print(line, file=sys.stderr)
+        return FAULT_EXIT.get(fault.code, EXIT_ERROR)
+    except NotRunning as exc:
+        print(f"cronplusctl: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
     except (CronplusError, ScheduleError) as exc:
         print(f"cronplusctl: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
         return EXIT_ERROR
 
 

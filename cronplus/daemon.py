@@ -22,10 +22,12 @@ import structlog
 
 from . import __version__, config, logs
 from .clock import Clock, SystemClock
+from .control import ControlServer
 from .dispatch import Decision, Dispatcher
 from .errors import ConfigError, CronplusError, HistoryError
 from .history import History
 from .model import Config, Job, Outcome, RunState, Trigger
+from .operations import Operations
 from .paths import Paths, resolve
 from .runner import Runner, RunResult
 from .schedule import Rule, build_rule, stable_jitter, upcoming
@@ -58,6 +60,7 @@ class Daemon:
         self.results: collections.deque[RunResult] = collections.deque()
         self.stopping: Optional[_Stopping] = None
         self.wake: Optional[asyncio.Event] = None  # made in attach(), inside the running loop
+        self.started_at = clock.now().timestamp()
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -140,12 +143,25 @@ class Daemon:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         self.attach(loop)
-        while self.step(self.clock.now()):
-            await self.wait()
+        server = ControlServer(self.paths.socket, Operations(self).handle, self._control_error)
+        try:
+            await server.start(0o600 if self.paths.user_mode else 0o666)
+        except OSError as exc:
+            self.log.error("cannot listen", socket=self.paths.socket, error=str(exc))
+            return 1
+        self.log.info("listening", socket=self.paths.socket)
+        try:
+            while self.step(self.clock.now()):
+                await self.wait()
+        finally:
+            await server.close()
         self.log.info("stopped")
         if self.history is not None:
             self.history.close()
         return 0
+
+    def _control_error(self, what: str, exc: Exception) -> None:
+        self.log.error(what, error=repr(exc))
 
     def step(self, now: datetime) -> bool:
         """One turn of the loop; False when the daemon has finished stopping."""
@@ -189,18 +205,35 @@ class Daemon:
             else:
                 self.begin_stop(now)
 
-    def reload(self, now: datetime) -> bool:
-        """Re-read the config; a bad file is rejected whole and the old one keeps running."""
+    def reload(self, now: datetime) -> Optional[ConfigError]:
+        """Re-read the config; a bad file is rejected whole, returned, and the old one runs on."""
         try:
             new = config.load(self.paths.config, self.default_zone)
         except ConfigError as exc:
             self.log.error("reload rejected", config=self.paths.config, problems=len(exc.problems))
             for problem in exc.problems:
                 self.log.error("config problem", problem=str(problem))
-            return False
+            return exc
         self._apply(new, now)
         self.log.info("reloaded", config=self.paths.config, jobs=len(new.jobs))
-        return True
+        return None
+
+    def set_paused(self, job: Job, paused: bool) -> None:
+        """A paused job is not scheduled; its running runs go on."""
+        assert self.history is not None
+        self.history.set_paused(job.name, paused)
+        if paused:
+            self.timer.remove(job.name)
+        else:
+            state = self.history.job_states().get(job.name)
+            last = state.last_scheduled if state else None
+            self._schedule(job, self.rules[job.name], self.clock.now(), last)
+        self.log.info("paused" if paused else "resumed", job=job.name)
+
+    def poke(self) -> None:
+        """Wake the loop so it acts on what a control request changed."""
+        if self.wake is not None:
+            self.wake.set()
 
     def begin_stop(self, now: datetime) -> None:
         """First SIGTERM: start nothing new, give running jobs the grace; second: stop fast."""
@@ -278,10 +311,20 @@ class Daemon:
             self.submit(job, nominal.timestamp(), Trigger.SCHEDULE, now)
             self._schedule(job, self.rules[name], now, nominal.timestamp())
 
-    def submit(self, job: Job, scheduled: Optional[float], trigger: Trigger, now: datetime) -> int:
+    def submit(
+        self,
+        job: Job,
+        scheduled: Optional[float],
+        trigger: Trigger,
+        now: datetime,
+        attempt: int = 1,
+        first_run: Optional[int] = None,
+    ) -> int:
         """Record a run and hand it to the caps; returns its id."""
         assert self.history is not None
-        run_id = self.history.create_run(job.name, scheduled, trigger, now.timestamp())
+        run_id = self.history.create_run(
+            job.name, scheduled, trigger, now.timestamp(), attempt=attempt, first_run=first_run
+        )
         verdict = self.dispatcher.submit(run_id, job, scheduled or now.timestamp())
         if verdict.decision is Decision.SKIP:
             self.history.transition(

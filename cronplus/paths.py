@@ -18,6 +18,10 @@ class Paths:
     runtime_dir: str
     user_mode: bool
 
+    @property
+    def socket(self) -> str:
+        return os.path.join(self.runtime_dir, "control.sock")
+
     def history(self, configured: str = "") -> str:
         """The history file: `daemon.history` when set, else history.db in the state dir."""
         return configured or os.path.join(self.state_dir, "history.db")

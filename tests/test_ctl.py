@@ -128,9 +128,9 @@ def test_status_without_a_history_still_lists_jobs(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     code, out, err = run(capsys, "-c", EXAMPLE, "--state-dir", str(tmp_path), "status", "--json")
-    assert code == 0
-    assert "no history yet" in err
+    assert code == 3  # LSB: not running
+    assert "cronplus is not running" in err and "no history yet" in err
     jobs = {j["job"]: j for j in json.loads(out)}
     assert set(jobs) == {"heartbeat", "disk-report", "morning", "stretch", "new-year"}
     assert jobs["new-year"]["next"] == "2026-12-31T11:00:00Z"
-    assert jobs["heartbeat"]["last_state"] is None
+    assert jobs["heartbeat"]["last"] is None

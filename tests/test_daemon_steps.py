@@ -156,7 +156,7 @@ def test_a_bad_reload_keeps_the_running_config(tmp_path: Path) -> None:
     (tmp_path / "cronplus.yaml").write_text(
         'jobs:\n  tick: {schedule: "61 * * * *", command: "true"}\n'
     )
-    assert daemon.reload(clock.now()) is False
+    assert daemon.reload(clock.now()) is not None
     assert daemon.config is before
     assert daemon.timer.next_of("tick") == T0 + timedelta(seconds=10)
 
@@ -167,7 +167,7 @@ def test_a_good_reload_adds_jobs_and_keeps_unchanged_ones(tmp_path: Path) -> Non
     (tmp_path / "cronplus.yaml").write_text(
         textwrap.dedent(EVERY_TEN_SECONDS) + '  new: {schedule: "* * * * * */4", command: "true"}\n'
     )
-    assert daemon.reload(clock.now()) is True
+    assert daemon.reload(clock.now()) is None
     assert daemon.config is not None and set(daemon.config.jobs) == {"tick", "new"}
     assert daemon.timer.next_of("tick") == T0 + timedelta(seconds=10)
     assert daemon.timer.next_of("new") == T0 + timedelta(seconds=4)

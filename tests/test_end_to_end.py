@@ -140,6 +140,9 @@ def test_jobs_fire_on_the_second_and_are_recorded(
     ).start()
     daemon.wait_for(lambda: stamps.exists() and len(stamps.read_text().splitlines()) >= 3)
     daemon.wait_for(lambda: any(r["state"] == "failed" for r in daemon.runs("fail")))
+    live = ctl(tmp_path, "status", "--json")
+    assert live.returncode == 0, live.stderr
+    assert {s["job"] for s in json.loads(live.stdout)} == {"stamp", "fail"}
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit() == 0
     times = [float(t) for t in stamps.read_text().split()]
@@ -155,11 +158,12 @@ def test_jobs_fire_on_the_second_and_are_recorded(
     assert failed["trigger"] == "schedule" and failed["attempt"] == 1
     assert all(r["state"] not in ("pending", "running") for r in daemon.runs())
 
-    status = ctl(tmp_path, "status", "--json")
-    assert status.returncode == 0, status.stderr
+    status = ctl(tmp_path, "status", "--json")  # the daemon is gone: read from the file
+    assert status.returncode == 3, status.stderr
+    assert "cronplus is not running" in status.stderr
     by_job = {s["job"]: s for s in json.loads(status.stdout)}
-    assert by_job["fail"]["last_state"] == "failed"
-    assert by_job["stamp"]["last_state"] == "succeeded"
+    assert by_job["fail"]["last"]["state"] == "failed"
+    assert by_job["stamp"]["last"]["state"] == "succeeded"
     history = ctl(tmp_path, "history", "fail", "-n", "1")
     assert history.returncode == 0
     assert "exit code 7" in history.stdout and "failed" in history.stdout

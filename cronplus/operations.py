@@ -1,0 +1,227 @@
+"""What an operator may ask of a running daemon, method by method.
+
+Each method of the control table has one function here.  Authorization is
+decided from the caller's kernel credentials: root and the daemon's own user may
+see and act on every job; anyone else only on jobs that run as them.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import __version__
+from .control import Access, Caller, Fault, FaultCode, Method
+from .history import History, Run
+from .model import Job, RunState, Trigger
+from .report import iso_utc, job_record, run_record
+from .schedule import next_instants
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+RETRYABLE_STATES = {
+    s.value
+    for s in (
+        RunState.FAILED,
+        RunState.TIMED_OUT,
+        RunState.MEMORY_LIMIT,
+        RunState.LOST,
+        RunState.INTERRUPTED,
+    )
+}
+
+
+def may_act_on(caller: Caller, job_user: str | None) -> bool:
+    """Root and the daemon's user act on every job; others on the jobs that run as them."""
+    return (
+        caller.is_root
+        or caller.uid == os.geteuid()
+        or (job_user is not None and job_user == caller.name)
+    )
+
+
+class Operations:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.table: dict[str, Callable[[Caller, dict[str, Any]], Any]] = {
+            "version": self.version,
+            "status": self.status,
+            "history": self.history,
+            "logs": self.logs,
+            "next": self.next,
+            "run": self.run,
+            "retry": self.retry,
+            "pause": self.pause,
+            "resume": self.resume,
+            "reload": self.reload,
+        }
+
+    def handle(self, caller: Caller, method: Method, params: dict[str, Any]) -> Any:
+        if method.access is Access.ADMIN and not (caller.is_root or caller.uid == os.geteuid()):
+            raise Fault(FaultCode.NOT_ALLOWED, f"{method.name}: only root may do this")
+        if not method.reads and self.daemon.stopping is not None:
+            raise Fault(FaultCode.STOPPING, "the daemon is stopping")
+        result = self.table[method.name](caller, params)
+        self.daemon.poke()
+        return result
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _jobs(self) -> dict[str, Job]:
+        assert self.daemon.config is not None
+        return dict(self.daemon.config.jobs)
+
+    def _job(self, caller: Caller, name: str) -> Job:
+        job = self._jobs().get(name)
+        if job is None:
+            raise Fault(FaultCode.NO_SUCH_JOB, f'no job named "{name}"')
+        if not may_act_on(caller, job.user):
+            raise Fault(
+                FaultCode.NOT_ALLOWED,
+                f'job "{name}" runs as {job.user or "root"}, not as {caller.name}',
+            )
+        return job
+
+    def _selected(self, caller: Caller, params: dict[str, Any]) -> list[Job]:
+        if params.get("all"):
+            return [j for j in self._jobs().values() if may_act_on(caller, j.user)]
+        if "job" not in params:
+            raise Fault(FaultCode.BAD_ARGUMENTS, "give a job or all")
+        return [self._job(caller, params["job"])]
+
+    def _history(self) -> History:
+        assert self.daemon.history is not None
+        return self.daemon.history
+
+    # --- methods ---------------------------------------------------------------------------
+
+    def version(self, caller: Caller, params: dict[str, Any]) -> Any:
+        daemon = self.daemon
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "config": daemon.paths.config,
+            "history": self._history().path,
+            "started": iso_utc(daemon.started_at),
+            "jobs": len(self._jobs()),
+            "running": len(daemon.runner.active) if daemon.runner else 0,
+        }
+
+    def status(self, caller: Caller, params: dict[str, Any]) -> Any:
+        if params.get("job"):
+            jobs = [self._job(caller, params["job"])]
+        else:
+            jobs = [j for _, j in sorted(self._jobs().items()) if may_act_on(caller, j.user)]
+        history = self._history()
+        states, last = history.job_states(), history.last_runs()
+        running: dict[str, list[int]] = {}
+        if self.daemon.runner is not None:
+            for run_id, active in sorted(self.daemon.runner.active.items()):
+                running.setdefault(active.job.name, []).append(run_id)
+        now = self.daemon.clock.now()
+        return [
+            job_record(
+                j,
+                now,
+                states.get(j.name),
+                last.get(j.name),
+                running.get(j.name, []),
+                self.daemon.timer.next_of(j.name),
+            )
+            for j in jobs
+        ]
+
+    def history(self, caller: Caller, params: dict[str, Any]) -> Any:
+        job = self._job(caller, params["job"])
+        runs = self._history().runs(job.name, params.get("limit") or 20, bool(params.get("failed")))
+        return {"job": job.name, "timezone": job.timezone, "runs": [run_record(r) for r in runs]}
+
+    def _run(self, caller: Caller, run_id: int) -> Run:
+        run = self._history().run(run_id)
+        if run is None:
+            raise Fault(FaultCode.NO_SUCH_RUN, f"no run {run_id}")
+        job = self._jobs().get(run.job)
+        if not may_act_on(caller, job.user if job else None):
+            raise Fault(FaultCode.NOT_ALLOWED, f"run {run_id} belongs to a job you may not see")
+        return run
+
+    def logs(self, caller: Caller, params: dict[str, Any]) -> Any:
+        run = self._run(caller, params["run_id"])
+        record = run_record(run, with_output=True)
+        job = self._jobs().get(run.job)
+        record["timezone"] = job.timezone if job else "UTC"
+        return record
+
+    def next(self, caller: Caller, params: dict[str, Any]) -> Any:
+        job = self._job(caller, params["job"])
+        rule = self.daemon.rules[job.name]
+        state = self._history().job_states().get(job.name)
+        previous = None
+        if state is not None and state.last_scheduled is not None:
+            previous = datetime.fromtimestamp(state.last_scheduled, timezone.utc)
+        instants = next_instants(rule, self.daemon.clock.now(), params.get("count") or 5, previous)
+        return {
+            "job": job.name,
+            "timezone": job.timezone,
+            "next": [iso_utc(i.timestamp()) for i in instants],
+        }
+
+    def run(self, caller: Caller, params: dict[str, Any]) -> Any:
+        job = self._job(caller, params["job"])
+        run_id = self.daemon.submit(job, None, Trigger.MANUAL, self.daemon.clock.now())
+        run = self._history().run(run_id)
+        return {
+            "run_id": run_id,
+            "state": run.state if run else None,
+            "reason": run.reason if run else "",
+        }
+
+    def retry(self, caller: Caller, params: dict[str, Any]) -> Any:
+        job = self._job(caller, params["job"])
+        if params.get("run_id") is not None:
+            failed = self._run(caller, params["run_id"])
+            if failed.job != job.name:
+                raise Fault(FaultCode.NO_SUCH_RUN, f'run {failed.id} is not a run of "{job.name}"')
+            if failed.state not in RETRYABLE_STATES:
+                raise Fault(
+                    FaultCode.NOTHING_TO_RETRY, f"run {failed.id} is {failed.state}, not failed"
+                )
+        else:
+            candidates = self._history().runs(job.name, limit=1, failed_only=True)
+            if not candidates or candidates[0].state not in RETRYABLE_STATES:
+                raise Fault(FaultCode.NOTHING_TO_RETRY, f'"{job.name}" has no failed run to retry')
+            failed = candidates[0]
+        run_id = self.daemon.submit(
+            job,
+            failed.scheduled,
+            Trigger.RETRY,
+            self.daemon.clock.now(),
+            attempt=failed.attempt + 1,
+            first_run=failed.first_run or failed.id,
+        )
+        return {"run_id": run_id, "retries": failed.id, "attempt": failed.attempt + 1}
+
+    def pause(self, caller: Caller, params: dict[str, Any]) -> Any:
+        jobs = self._selected(caller, params)
+        for job in jobs:
+            self.daemon.set_paused(job, True)
+        return {"paused": [j.name for j in jobs]}
+
+    def resume(self, caller: Caller, params: dict[str, Any]) -> Any:
+        jobs = self._selected(caller, params)
+        for job in jobs:
+            self.daemon.set_paused(job, False)
+        return {"resumed": [j.name for j in jobs]}
+
+    def reload(self, caller: Caller, params: dict[str, Any]) -> Any:
+        rejected = self.daemon.reload(self.daemon.clock.now())
+        if rejected is not None:
+            problems = [str(p) for p in rejected.problems]
+            raise Fault(
+                FaultCode.CONFIG_REJECTED,
+                "configuration rejected; the running one is kept",
+                problems,
+            )
+        return {"jobs": len(self._jobs())}

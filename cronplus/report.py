@@ -1,0 +1,83 @@
+"""JSON records of jobs and runs, the same whether the daemon or the history file answers.
+
+The daemon sends these over the control socket; when the daemon is down,
+cronplusctl builds them from the history file read-only.  One shape, so one
+renderer serves both.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from .history import History, JobState, Run
+from .model import Config, Job
+from .schedule import build_rule, upcoming
+
+UTC = timezone.utc
+Record = dict[str, Any]
+
+
+def iso_utc(epoch: Optional[float]) -> Optional[str]:
+    if epoch is None:
+        return None
+    return (
+        datetime.fromtimestamp(epoch, UTC)
+        .strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        .replace(".000000Z", "Z")
+    )
+
+
+def run_record(run: Run, with_output: bool = False) -> Record:
+    record: Record = {k: v for k, v in run.__dict__.items() if k != "output"}
+    for key in ("scheduled", "created", "started", "ended"):
+        record[key] = iso_utc(record[key])
+    if with_output:
+        output = run.output or b""
+        record["output"] = output.decode("utf-8", errors="replace")
+        record["truncated"] = run.output_bytes > len(output)
+    return record
+
+
+def job_record(
+    job: Job,
+    now: datetime,
+    state: Optional[JobState],
+    last: Optional[Run],
+    running: list[int],
+    next_run: Optional[datetime] = None,
+) -> Record:
+    """A job's status; `next_run` is the daemon's own timer entry when it has one."""
+    paused = bool(state and state.paused)
+    if next_run is None and not paused:
+        rule = build_rule(job.schedule, job.timezone)
+        next_run = upcoming(rule, now, state.last_scheduled if state else None)
+    return {
+        "job": job.name,
+        "schedule": job.schedule.describe(),
+        "timezone": job.timezone,
+        "user": job.user,
+        "description": job.description,
+        "next": None if paused or next_run is None else iso_utc(next_run.timestamp()),
+        "paused": paused,
+        "last": run_record(last) if last else None,
+        "running": running,
+    }
+
+
+def status_from_history(
+    config: Config, history: Optional[History], now: datetime, names: list[str]
+) -> list[Record]:
+    """Job records from the history file alone (or none yet), for when the daemon is down."""
+    states: dict[str, JobState] = {}
+    last: dict[str, Run] = {}
+    running: dict[str, list[int]] = {}
+    if history is not None:
+        states, last = history.job_states(), history.last_runs()
+        for run in history.open_runs():
+            if run.state == "running":
+                running.setdefault(run.job, []).append(run.id)
+    return [
+        job_record(config.jobs[name], now, states.get(name), last.get(name), running.get(name, []))
+        for name in names
+    ]
