@@ -461,6 +461,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def subcommands() -> list[str]:
+    """The names cronplusctl accepts as COMMAND."""
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "n", 1) < 1:

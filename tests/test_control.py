@@ -74,10 +74,9 @@ def test_a_good_request_reaches_the_handler_with_its_id() -> None:
 
 
 def test_every_method_has_help_and_a_cronplusctl_command() -> None:
-    from cronplus.ctl import build_parser
+    from cronplus.ctl import subcommands
 
-    parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = subcommands()
     for method in METHODS:
         assert method.help
         assert method.name in commands
@@ -293,7 +292,7 @@ def importable_copy(target: Path) -> Path:
         if spec is None:
             continue
         if spec.submodule_search_locations:
-            shutil.copytree(list(spec.submodule_search_locations)[0], lib / name)
+            shutil.copytree(next(iter(spec.submodule_search_locations)), lib / name)
         elif spec.origin:
             shutil.copy(spec.origin, lib)
     for path in [lib, *lib.rglob("*")]:
