@@ -134,3 +134,49 @@ def test_status_without_a_history_still_lists_jobs(
     assert set(jobs) == {"heartbeat", "disk-report", "morning", "stretch", "new-year"}
     assert jobs["new-year"]["next"] == "2026-12-31T11:00:00Z"
     assert jobs["heartbeat"]["last"] is None
+
+
+def _status_on_a_terminal(tmp_path: Path, extra_env: dict[str, str]) -> bytes:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from cronplus.history import History
+    from cronplus.model import RunState, Trigger
+
+    history = History(str(tmp_path / "history.db"))
+    history.create_run("heartbeat", 1.0, Trigger.SCHEDULE, now=1.0, state=RunState.SUCCEEDED)
+    history.close()
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env.update(PYTHONPATH=str(ROOT), **extra_env)
+    argv = [
+        sys.executable,
+        "-m",
+        "cronplus.ctl",
+        "-c",
+        EXAMPLE,
+        "--state-dir",
+        str(tmp_path),
+        "status",
+    ]
+    subprocess.run(argv, stdout=follower, stderr=subprocess.DEVNULL, env=env, timeout=30)
+    os.close(follower)
+    output = b""
+    try:
+        while chunk := os.read(leader, 65536):
+            output += chunk
+    except OSError:
+        pass
+    os.close(leader)
+    return output
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert b"\033[32msucceeded" in _status_on_a_terminal(tmp_path / "a", {})
+    assert b"\033[" not in _status_on_a_terminal(tmp_path / "b", {"NO_COLOR": "1"})
+    code, out, _ = run(capsys, "-c", EXAMPLE, "--state-dir", str(tmp_path / "a"), "status")
+    assert code == 3 and "\033[" not in out and "succeeded" in out
