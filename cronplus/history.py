@@ -48,6 +48,10 @@ MIGRATIONS: Sequence[str] = (
         paused INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 2: when a waiting retry is due, so that it survives a restart
+    """
+    ALTER TABLE runs ADD COLUMN due REAL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 OPEN_STATES = (RunState.PENDING.value, RunState.RUNNING.value)
@@ -73,6 +77,7 @@ class Run:
     output: Optional[bytes]
     output_bytes: int
     peak_rss: Optional[int]
+    due: Optional[float]
 
 
 @dataclass(frozen=True)
@@ -148,11 +153,13 @@ class History:
         attempt: int = 1,
         first_run: Optional[int] = None,
         reason: str = "",
+        due: Optional[float] = None,
     ) -> int:
         cursor = self.db.execute(
-            "INSERT INTO runs (job, scheduled, trigger, attempt, first_run, state, reason, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (job, scheduled, trigger.value, attempt, first_run, state.value, reason, now),
+            "INSERT INTO runs"
+            " (job, scheduled, trigger, attempt, first_run, state, reason, created, due)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job, scheduled, trigger.value, attempt, first_run, state.value, reason, now, due),
         )
         run_id = cursor.lastrowid
         assert run_id is not None

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .clock import Clock
+from .limits import SAMPLE_SECONDS, Cgroups, session_rss
 from .model import Job, Outcome
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -58,7 +59,11 @@ class ActiveRun:
     tail: bytearray = field(default_factory=bytearray)
     output_bytes: int = 0
     stop_reason: Optional[Outcome] = None
+    stop_detail: str = ""  # overrides the usual reason text
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    cgroup: Optional[str] = None  # the run's own cgroup, when the kernel enforces its limit
+    watched: bool = False  # the watchdog samples its tree's memory
+    peak_sampled: int = 0
 
     @property
     def pid(self) -> int:
@@ -123,11 +128,14 @@ class Runner:
         loop: asyncio.AbstractEventLoop,
         clock: Clock,
         on_exit: Callable[[RunResult], None],
+        cgroups: Optional[Cgroups] = None,
     ) -> None:
         self.loop = loop
         self.clock = clock
         self.on_exit = on_exit
+        self.cgroups = cgroups
         self.active: dict[int, ActiveRun] = {}
+        self._sampler: Optional[asyncio.TimerHandle] = None
         self._use_pidfd = hasattr(os, "pidfd_open")
         if not self._use_pidfd:
             loop.add_signal_handler(signal.SIGCHLD, self._reap_all)
@@ -160,7 +168,39 @@ class Runner:
             active.timers.append(
                 self.loop.call_later(job.timeout, self.stop, run_id, Outcome.TIMEOUT)
             )
+        if job.memory_limit is not None:
+            self._limit_memory(active, job.memory_limit)
         return process.pid
+
+    def _limit_memory(self, active: ActiveRun, limit: int) -> None:
+        """A cgroup where the daemon has one delegated, else the watchdog."""
+        if self.cgroups is not None:
+            try:
+                path = self.cgroups.create(active.run_id, limit)
+                self.cgroups.add(path, active.pid)
+                active.cgroup = path
+                return
+            except OSError:
+                pass  # fall back to the watchdog below
+        active.watched = True
+        if self._sampler is None:
+            self._sampler = self.loop.call_later(SAMPLE_SECONDS, self._sample_memory)
+
+    def _sample_memory(self) -> None:
+        self._sampler = None
+        watched = [a for a in self.active.values() if a.watched and a.stop_reason is None]
+        for active in watched:
+            used = session_rss(active.pid)
+            active.peak_sampled = max(active.peak_sampled, used)
+            limit = active.job.memory_limit or 0
+            if used > limit:
+                detail = (
+                    f"memory-limit: the process tree used {used >> 20} MiB,"
+                    f" over its limit of {limit >> 20} MiB"
+                )
+                self.kill(active.run_id, Outcome.MEMORY_LIMIT, detail)
+        if any(a.watched and a.stop_reason is None for a in self.active.values()):
+            self._sampler = self.loop.call_later(SAMPLE_SECONDS, self._sample_memory)
 
     def _spawn(self, run_id: int, job: Job) -> subprocess.Popen[bytes]:
         argv = command_argv(job)
@@ -194,23 +234,25 @@ class Runner:
         )
         self.loop.call_soon(self.on_exit, result)
 
-    def stop(self, run_id: int, reason: Outcome) -> None:
+    def stop(self, run_id: int, reason: Outcome, detail: str = "") -> None:
         """SIGTERM to the run's process group, SIGKILL after the job's kill_grace."""
         active = self.active.get(run_id)
         if active is None or active.stop_reason is not None:
             return
         active.stop_reason = reason
+        active.stop_detail = detail
         self._signal_group(active, signal.SIGTERM)
         active.timers.append(
             self.loop.call_later(active.job.kill_grace, self._signal_group, active, signal.SIGKILL)
         )
 
-    def kill(self, run_id: int, reason: Outcome) -> None:
-        """SIGKILL at once, for a fast stop."""
+    def kill(self, run_id: int, reason: Outcome, detail: str = "") -> None:
+        """SIGKILL at once, for a fast stop or a run over its memory limit."""
         active = self.active.get(run_id)
         if active is None:
             return
-        active.stop_reason = active.stop_reason or reason
+        if active.stop_reason is None:
+            active.stop_reason, active.stop_detail = reason, detail
         self._signal_group(active, signal.SIGKILL)
 
     def _signal_group(self, active: ActiveRun, signum: int) -> None:
@@ -263,6 +305,16 @@ class Runner:
         active.process.stdout.close()
         limit = active.job.output_limit
         output = bytes(active.tail[-limit:]) if limit else b""
+        peak = max(_peak_rss(usage) or 0, active.peak_sampled) or None
+        if active.cgroup is not None and self.cgroups is not None:
+            if self.cgroups.oom_killed(active.cgroup) and active.stop_reason is None:
+                limit = active.job.memory_limit or 0
+                active.stop_reason = Outcome.MEMORY_LIMIT
+                active.stop_detail = (
+                    f"memory-limit: killed by the kernel at its limit of {limit >> 20} MiB"
+                )
+            peak = max(peak or 0, self.cgroups.peak(active.cgroup) or 0) or None
+            self.cgroups.remove(active.cgroup)
         if active.stop_reason is not None:
             outcome = active.stop_reason
         elif code == 0:
@@ -281,8 +333,8 @@ class Runner:
             signal=-code if code < 0 else None,
             output=output,
             output_bytes=active.output_bytes,
-            peak_rss=_peak_rss(usage),
-            reason=_reason(outcome, code, active.job),
+            peak_rss=peak,
+            reason=active.stop_detail or _reason(outcome, code, active.job),
             pid=active.pid,
         )
         self.on_exit(result)
