@@ -183,6 +183,13 @@ JOB_KEYS: dict[str, Converter] = {
 }
 SCHEDULE_KEYS = ("schedule", "every", "at")
 
+NOTIFIER_VALUES: dict[str, Converter] = {
+    "command": lambda v: list(_command(v)) if isinstance(v, list) else _command(v),
+    "timeout": lambda v: convert.duration(v, minimum=0.1, maximum=300),
+    "retries": lambda v: convert.integer(v, 0, 10),
+    "user": _user,
+}
+
 DAEMON_KEYS: dict[str, Converter] = {
     "max_workers": lambda v: convert.integer(v, 1, 4096),
     "pools": lambda v: v,  # checked entry by entry below
@@ -524,6 +531,13 @@ def _notifiers(
                 f"found {convert.show(url)}, expected an http(s) URL",
             )
             bad = True
+        for key, converter in NOTIFIER_VALUES.items():
+            if key in values:
+                try:
+                    values[key] = converter(values[key])
+                except ValueError as exc:
+                    reader.problem(file, value_node, f"{path}.{key}", str(exc))
+                    bad = True
         if not bad:
             out[name] = Notifier(name=name, type=kind, options=values)
 

@@ -12,10 +12,13 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import itertools
+import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Optional
 
 import structlog
@@ -23,19 +26,31 @@ import structlog
 from . import __version__, config, logs
 from .clock import Clock, SystemClock
 from .control import ControlServer
-from .dispatch import Decision, Dispatcher
+from .dispatch import Decision, Dispatcher, retry_delay
 from .errors import ConfigError, CronplusError, HistoryError
-from .history import History
-from .model import Config, Job, Outcome, RunState, Trigger
+from .history import History, Run
+from .limits import Cgroups, processes_of_run
+from .model import Config, Job, Outcome, RunState, ScheduleKind, ScheduleSpec, Trigger
+from .notify import Event, event_for, notifier_command
 from .operations import Operations
 from .paths import Paths, resolve
+from .report import iso_utc
 from .runner import Runner, RunResult
-from .schedule import Rule, build_rule, stable_jitter, upcoming
+from .schedule import (
+    Rule,
+    build_rule,
+    catch_up_instants,
+    instants_between,
+    stable_jitter,
+    upcoming,
+)
 from .timer import Timer
 
 # Longest sleep: a bound on how late a run can be after the wall clock is stepped.
 MAX_SLEEP = 300.0
 OPEN = (RunState.PENDING, RunState.RUNNING)
+UTC = timezone.utc
+NO_SCHEDULE = ScheduleSpec(ScheduleKind.AT, at_local="1970-01-01T00:00")  # for notifier runs
 
 
 @dataclass
@@ -53,6 +68,7 @@ class Daemon:
         self.config: Optional[Config] = None
         self.rules: dict[str, Rule] = {}
         self.timer = Timer()
+        self.retry_timer = Timer()  # waiting retries, keyed by the id of their pending run
         self.dispatcher = Dispatcher(16, {})
         self.history: Optional[History] = None
         self.runner: Optional[Runner] = None
@@ -60,6 +76,8 @@ class Daemon:
         self.results: collections.deque[RunResult] = collections.deque()
         self.stopping: Optional[_Stopping] = None
         self.wake: Optional[asyncio.Event] = None  # made in attach(), inside the running loop
+        self.notifications: collections.deque[tuple[str, Event]] = collections.deque()
+        self._notifier_ids = itertools.count(-1, -1)  # notifier runs never touch the history
         self.started_at = clock.now().timestamp()
 
     # --- set-up ----------------------------------------------------------------------------
@@ -68,8 +86,10 @@ class Daemon:
         """Read the config and open the history; raises ConfigError or HistoryError."""
         self.config = config.load(self.paths.config, self.default_zone)
         self.history = History(self.paths.history(self.config.settings.history))
-        self._apply(self.config, self.clock.now())
-        self.recover()
+        now = self.clock.now()
+        self._apply(self.config, now)
+        self.recover(now)
+        self.catch_up(now)
         self.log.info(
             "started",
             version=__version__,
@@ -80,7 +100,15 @@ class Daemon:
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.wake = asyncio.Event()
-        self.runner = Runner(loop, self.clock, self._on_exit)
+        cgroups = Cgroups.detect()
+        if cgroups is not None:
+            try:
+                cgroups.prepare()
+            except OSError as exc:
+                self.log.warning("cgroup unusable; memory limits use the watchdog", error=str(exc))
+                cgroups = None
+        self.runner = Runner(loop, self.clock, self._on_exit, cgroups)
+        self.log.info("memory limits", enforced_by="cgroup" if cgroups else "watchdog")
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
 
@@ -90,22 +118,68 @@ class Daemon:
             self.wake.set()
 
     def _on_exit(self, result: RunResult) -> None:
+        if result.run_id < 0:  # a notifier, not a run
+            if result.outcome is not Outcome.SUCCEEDED:
+                self.log.warning(
+                    "notifier failed",
+                    notifier_run=result.run_id,
+                    reason=result.reason,
+                    output=result.output[-500:].decode(errors="replace"),
+                )
+            return
         self.results.append(result)
         if self.wake is not None:
             self.wake.set()
 
-    def recover(self) -> None:
-        """Runs left open by a daemon that died are recorded as lost."""
-        assert self.history is not None
-        now = self.clock.now().timestamp()
+    def recover(self, now: datetime) -> None:
+        """Runs left open by a daemon that died: waiting retries are re-armed, the rest are lost.
+
+        A lost run's processes may still be alive, orphaned: they are stopped (only
+        processes in the run's session that carry its run id), then the run is
+        retried as its job's policy says.
+        """
+        assert self.history is not None and self.config is not None
         for run in self.history.open_runs():
+            job = self.config.jobs.get(run.job)
+            if run.trigger == Trigger.RETRY.value and run.state == "pending" and run.due and job:
+                self.retry_timer.set(str(run.id), datetime.fromtimestamp(run.due, UTC))
+                continue
+            if run.pid:
+                for pid in processes_of_run(run.pid, run.id):
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                        self.log.warning("stopped an orphan", job=run.job, run_id=run.id, pid=pid)
             reason = (
                 "lost: the daemon stopped while it was running"
                 if run.state == "running"
-                else ("lost: the daemon stopped before it started")
+                else "lost: the daemon stopped before it started"
             )
-            if self.history.transition(run.id, RunState.LOST, OPEN, ended=now, reason=reason):
+            if self.history.transition(
+                run.id, RunState.LOST, OPEN, ended=now.timestamp(), reason=reason
+            ):
                 self.log.warning("run lost", job=run.job, run_id=run.id, pid=run.pid)
+                lost = self.history.run(run.id)
+                if lost is not None:
+                    self.after_run(lost, "lost", now)
+
+    def catch_up(self, now: datetime) -> None:
+        """Runs missed while the daemon was down, as each job's `catch_up` says."""
+        assert self.history is not None and self.config is not None
+        states = self.history.job_states()
+        for name, job in self.config.jobs.items():
+            state = states.get(name)
+            if job.catch_up.value == "skip" or state is None or state.paused:
+                continue
+            if state.last_scheduled is None:
+                continue
+            last = datetime.fromtimestamp(state.last_scheduled, UTC)
+            missed = instants_between(self.rules[name], last, now, last, limit=job.catch_up_limit)
+            chosen = catch_up_instants(job.catch_up.value, missed)
+            for instant in chosen:
+                self.log.info("catching up", job=name, scheduled=instant.isoformat())
+                self.submit(job, instant.timestamp(), Trigger.CATCH_UP, now)
+            if missed:
+                self.history.set_last_scheduled(name, missed[-1].timestamp())
 
     def _apply(self, new: Config, now: datetime) -> None:
         """Swap in a validated config; jobs whose schedule did not change keep their next run."""
@@ -169,9 +243,11 @@ class Daemon:
         self.reap(now)
         if self.stopping is None:
             self.fire_due(now)
+            self.fire_retries(now)
             self.start_allowed(now)
         else:
             self.stop_overdue()
+        self.send_notifications()
         return not (
             self.stopping is not None
             and self.runner is not None
@@ -190,9 +266,9 @@ class Daemon:
 
     def seconds_to_deadline(self, now: datetime) -> float:
         timeout = MAX_SLEEP
-        deadline = self.timer.deadline()
-        if deadline is not None and self.stopping is None:
-            timeout = min(timeout, (deadline - now).total_seconds())
+        deadlines = [d for d in (self.timer.deadline(), self.retry_timer.deadline()) if d]
+        if deadlines and self.stopping is None:
+            timeout = min(timeout, (min(deadlines) - now).total_seconds())
         if self.stopping is not None and not self.stopping.fast:
             timeout = min(timeout, self.stopping.deadline - self.clock.monotonic())
         return max(0.0, timeout)
@@ -298,7 +374,94 @@ class Daemon:
                 output_bytes=result.output_bytes,
             )
             if run is not None:
+                finished = self.history.run(run.id)
+                if finished is not None:
+                    self.after_run(finished, result.outcome.value, now)
                 self.history.prune(run.job, self.config.settings.keep_runs)
+
+    def after_run(self, run: Run, outcome: str, now: datetime) -> None:
+        """Retry by the job's policy, and tell its notifiers."""
+        assert self.config is not None and self.history is not None
+        job = self.config.jobs.get(run.job)
+        if job is None or (self.stopping is not None and run.state == "interrupted"):
+            return
+        if run.state == RunState.SUCCEEDED.value:
+            self.notify(job.on_success, event_for("success", run))
+            return
+        if run.state in (RunState.SKIPPED.value, RunState.INTERRUPTED.value):
+            return
+        delay = retry_delay(job, run.attempt, outcome)
+        if delay is None:
+            self.notify(job.on_failure, event_for("failure", run))
+            return
+        due = now.timestamp() + delay
+        retry_id = self.history.create_run(
+            job.name,
+            run.scheduled,
+            Trigger.RETRY,
+            now.timestamp(),
+            attempt=run.attempt + 1,
+            first_run=run.first_run or run.id,
+            due=due,
+        )
+        self.retry_timer.set(str(retry_id), datetime.fromtimestamp(due, UTC))
+        self.log.info(
+            "retry scheduled",
+            job=job.name,
+            run_id=retry_id,
+            retries=run.id,
+            attempt=run.attempt + 1,
+            delay=delay,
+        )
+        self.notify(job.on_retry, event_for("retry", run, iso_utc(due)))
+
+    def fire_retries(self, now: datetime) -> None:
+        """Hand every retry whose backoff has passed to the caps."""
+        assert self.history is not None and self.config is not None
+        for key, due in self.retry_timer.pop_due(now):
+            run = self.history.run(int(key))
+            job = self.config.jobs.get(run.job) if run else None
+            if run is None or run.state != RunState.PENDING.value:
+                continue
+            if job is None:
+                self.history.transition(
+                    run.id,
+                    RunState.SKIPPED,
+                    OPEN,
+                    ended=now.timestamp(),
+                    reason="skipped: the job is no longer configured",
+                )
+                continue
+            self._offer(run.id, job, due.timestamp(), now)
+
+    def notify(self, names: Sequence[str], event: Event) -> None:
+        for name in names:
+            self.notifications.append((name, event))
+
+    def send_notifications(self) -> None:
+        """Start queued notifier commands; they never count against the caps."""
+        if self.runner is None or self.config is None:
+            return
+        while self.notifications:
+            name, event = self.notifications.popleft()
+            notifier = self.config.notifiers.get(name)
+            if notifier is None:
+                continue
+            argv, env = notifier_command(notifier, event)
+            job = Job(
+                name=f"notifier:{name}",
+                schedule=NO_SCHEDULE,
+                timezone="UTC",
+                command=tuple(argv),
+                env=env,
+                timeout=60.0,
+                kill_grace=5.0,
+                output_limit=4096,
+            )
+            self.log.info(
+                "notifying", notifier=name, event=event.kind, job=event.job, run_id=event.run_id
+            )
+            self.runner.start(next(self._notifier_ids), job)
 
     def fire_due(self, now: datetime) -> None:
         """Create a run for every job whose time has come and schedule its next one."""
@@ -325,7 +488,13 @@ class Daemon:
         run_id = self.history.create_run(
             job.name, scheduled, trigger, now.timestamp(), attempt=attempt, first_run=first_run
         )
-        verdict = self.dispatcher.submit(run_id, job, scheduled or now.timestamp())
+        self._offer(run_id, job, scheduled or now.timestamp(), now)
+        return run_id
+
+    def _offer(self, run_id: int, job: Job, due: float, now: datetime) -> None:
+        """Hand a recorded run to the caps: it waits, is skipped, or replaces a running one."""
+        assert self.history is not None
+        verdict = self.dispatcher.submit(run_id, job, due)
         if verdict.decision is Decision.SKIP:
             self.history.transition(
                 run_id,
@@ -338,8 +507,7 @@ class Daemon:
         elif verdict.decision is Decision.REPLACE and self.runner is not None:
             for old in verdict.to_stop:
                 self.log.info("run replaced", job=job.name, run_id=old, by=run_id)
-                self.runner.stop(old, Outcome.INTERRUPTED)
-        return run_id
+                self.runner.stop(old, Outcome.INTERRUPTED, f"interrupted: replaced by run {run_id}")
 
     def start_allowed(self, now: datetime) -> None:
         assert self.history is not None and self.runner is not None

@@ -11,6 +11,7 @@ import itertools
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Optional
 
 from .model import Job, Overlap
 
@@ -105,3 +106,14 @@ class Dispatcher:
 
     def running_count(self, job_name: str) -> int:
         return sum(1 for j in self.running.values() if j.name == job_name)
+
+
+def retry_delay(job: Job, attempt: int, outcome: str) -> Optional[float]:
+    """Seconds before the next attempt of a run that ended with `outcome`, or None: no retry.
+
+    Attempt 1 is the first run; `retries: 3` allows attempts 2, 3 and 4.  The wait
+    starts at `retry_backoff` and doubles each attempt, up to `retry_backoff_max`.
+    """
+    if outcome not in job.retry_on or attempt > job.retries:
+        return None
+    return float(min(job.retry_backoff * 2 ** (attempt - 1), job.retry_backoff_max))

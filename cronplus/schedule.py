@@ -325,3 +325,12 @@ def _earliest_repeated_wall(after: datetime, tz: ZoneInfo) -> datetime:
         else:
             low = middle
     return datetime.fromtimestamp(high, tz).replace(tzinfo=None)
+
+
+def catch_up_instants(policy: str, missed: Sequence[datetime]) -> list[datetime]:
+    """Which missed instants to run now: none (`skip`), the latest (`once`) or each (`all`)."""
+    if policy == "once":
+        return list(missed[-1:])
+    if policy == "all":
+        return list(missed)
+    return []
