@@ -126,6 +126,10 @@ def _env(value: Any) -> dict[str, str]:
     for key, item in value.items():
         if not isinstance(key, str) or not ENV_NAME.fullmatch(key):
             raise convert.bad(key, "a variable name such as BACKUP_TARGET", "bad variable name")
+        if key.startswith("CRONPLUS_"):
+            raise convert.bad(
+                key, "a name not starting with CRONPLUS_ (kept for cronplus)", "reserved name"
+            )
         if isinstance(item, (dict, list)) or item is None:
             raise convert.bad(item, f"a value for {key}")
         out[key] = str(item).lower() if isinstance(item, bool) else str(item)

@@ -459,7 +459,7 @@ class Daemon:
                 output_limit=4096,
             )
             self.log.info(
-                "notifying", notifier=name, event=event.kind, job=event.job, run_id=event.run_id
+                "notifying", notifier=name, kind=event.kind, job=event.job, run_id=event.run_id
             )
             self.runner.start(next(self._notifier_ids), job)
 

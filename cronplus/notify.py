@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
+from . import webhook
 from .history import Run
 from .model import Notification, Notifier
 
@@ -100,7 +101,8 @@ def notifier_command(notifier: Notifier, event: Event) -> tuple[list[str], dict[
         env["CRONPLUS_PAYLOAD"] = json.dumps(payload)
         env["CRONPLUS_WEBHOOK_TIMEOUT"] = str(options.get("timeout", 10))
         env["CRONPLUS_WEBHOOK_RETRIES"] = str(options.get("retries", 2))
-        return [sys.executable, "-m", "cronplus.webhook", str(options["url"])], env
+        # by file: the child needs nothing of ours on its path, and jobs get a clean environment
+        return [sys.executable, webhook.__file__, str(options["url"])], env
     urgency = "critical" if event.kind == "failure" else "normal"
     title = f"cronplus: {event.job}"
     return desktop_argv(Notification(title=title, message=event.summary(), urgency=urgency)), env

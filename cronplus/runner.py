@@ -114,9 +114,9 @@ def environment(
     }
     passed = PASSED_THROUGH if switching else PASSED_THROUGH + SESSION_VARIABLES
     env.update({k: os.environ[k] for k in passed if k in os.environ})
-    env.update(job.env)
     env["CRONPLUS_JOB"] = job.name
     env["CRONPLUS_RUN_ID"] = str(run_id)
+    env.update(job.env)  # the config keeps CRONPLUS_* for us; notifier runs set their own facts
     return env
 
 

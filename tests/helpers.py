@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Optional
 
 from cronplus.clock import SystemClock
+from cronplus.limits import Cgroups
 from cronplus.model import Job, ScheduleKind, ScheduleSpec
 from cronplus.runner import Runner, RunResult
 
@@ -17,7 +18,7 @@ def make_job(name: str = "job", **values: Any) -> Job:
     return Job(name=name, **values)
 
 
-def run_job(job: Job, wait: float = 20.0) -> RunResult:
+def run_job(job: Job, wait: float = 20.0, cgroups: Optional[Cgroups] = None) -> RunResult:
     """Start `job` through a real Runner and return its result."""
 
     async def main() -> RunResult:
@@ -28,7 +29,7 @@ def run_job(job: Job, wait: float = 20.0) -> RunResult:
             if not done.done():
                 done.set_result(result)
 
-        runner = Runner(loop, SystemClock(), finished)
+        runner = Runner(loop, SystemClock(), finished, cgroups)
         runner.start(1, job)
         return await asyncio.wait_for(done, wait)
 

@@ -250,6 +250,10 @@ BAD_INPUT = [
         ':2:44: jobs.a.env: bad variable name "2BAD", expected a variable name such as BACKUP_TARGET',
     ),
     (
+        "jobs:\n  a: {schedule: '@daily', command: x, env: {CRONPLUS_RUN_ID: '7'}}\n",
+        ':2:44: jobs.a.env: reserved name "CRONPLUS_RUN_ID", expected a name not starting with CRONPLUS_',
+    ),
+    (
         "jobs:\n  a: {schedule: '@daily', command: x, overlap: wait}\n",
         ':2:48: jobs.a.overlap: found "wait", expected one of skip, queue, replace',
     ),

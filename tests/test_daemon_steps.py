@@ -33,16 +33,20 @@ class FakeRunner:
         self.started: list[tuple[int, str]] = []
         self.stopped: list[tuple[int, Outcome]] = []
         self.killed: list[int] = []
+        self.notified: list[Job] = []
 
     def start(self, run_id: int, job: Job) -> int:
+        if run_id < 0:  # a notifier: kept apart from the runs
+            self.notified.append(job)
+            return 20_000 - run_id
         self.active[run_id] = job
         self.started.append((run_id, job.name))
         return 10_000 + run_id
 
-    def stop(self, run_id: int, reason: Outcome) -> None:
+    def stop(self, run_id: int, reason: Outcome, detail: str = "") -> None:
         self.stopped.append((run_id, reason))
 
-    def kill(self, run_id: int, reason: Outcome) -> None:
+    def kill(self, run_id: int, reason: Outcome, detail: str = "") -> None:
         self.killed.append(run_id)
 
     def finish(self, run_id: int, outcome: Outcome = Outcome.SUCCEEDED, code: int = 0) -> None:

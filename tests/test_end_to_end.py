@@ -36,6 +36,7 @@ class DaemonProcess:
         self.log = tmp_path / "daemon.log"
         self.write(text)
         self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
 
     def write(self, text: str) -> None:
         self.config.write_text(textwrap.dedent(text))
@@ -47,7 +48,8 @@ class DaemonProcess:
             self.process = subprocess.Popen(
                 argv, stdout=log, stderr=log, env=child_env(), cwd=self.dir
             )
-        self.wait_for(lambda: "started" in self.events())
+        self.wait_for(lambda: self.events().count("listening") > self.starts)
+        self.starts += 1
         return self
 
     def events(self) -> list[str]:

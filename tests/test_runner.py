@@ -162,3 +162,43 @@ def test_as_root_a_job_runs_as_its_user_with_that_users_groups(tmp_path: Path) -
     uid, gid, rest = result.output.decode().splitlines()
     assert (int(uid), int(gid)) == (nobody.pw_uid, nobody.pw_gid)
     assert rest == f"{nobody.pw_dir} nobody"
+
+
+ALLOCATE = "import time; x = bytearray({mb} * 1024 * 1024); x[::4096] = b'1' * len(x[::4096]); time.sleep(30)"
+
+
+def test_the_watchdog_stops_a_process_tree_over_its_memory_limit() -> None:
+    # two processes of 48 MiB each: neither alone passes 64 MiB, the tree does
+    one = f'{sys.executable} -c "{ALLOCATE.format(mb=48)}"'
+    job = make_job(command=f"{one} & {one} & wait", memory_limit=64 * 1024 * 1024, timeout=20.0)
+    result = run_job(job)
+    assert result.outcome is Outcome.MEMORY_LIMIT
+    assert result.reason.startswith("memory-limit: the process tree used ")
+    assert result.reason.endswith("over its limit of 64 MiB")
+    assert result.signal == 9
+    assert result.duration < 10
+    assert result.peak_rss is not None and result.peak_rss > 64 * 1024 * 1024
+
+
+def test_a_run_under_its_memory_limit_is_left_alone() -> None:
+    small = f'{sys.executable} -c "import time; x = bytearray(8 * 1024 * 1024); time.sleep(0.6)"'
+    result = run_job(make_job(command=small, memory_limit=256 * 1024 * 1024))
+    assert result.outcome is Outcome.SUCCEEDED
+
+
+def test_the_cgroup_path_enforces_memory_max(tmp_path: Path) -> None:
+    from cronplus.limits import Cgroups
+
+    cgroups = Cgroups.detect()
+    if cgroups is None:
+        pytest.skip(
+            "no writable cgroup v2 with the memory controller here (a cgroup v1 or hybrid "
+            "host, or a cgroup not delegated to this process); the watchdog path is tested instead"
+        )
+    cgroups.prepare()
+    job = make_job(
+        command=(sys.executable, "-c", ALLOCATE.format(mb=200)), memory_limit=64 * 1024 * 1024
+    )
+    result = run_job(job, cgroups=cgroups)
+    assert result.outcome is Outcome.MEMORY_LIMIT
+    assert result.reason == "memory-limit: killed by the kernel at its limit of 64 MiB"
