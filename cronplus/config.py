@@ -219,6 +219,7 @@ class _Entry:
 class _Reader:
     problems: list[ConfigProblem] = field(default_factory=list)
     invalid: set[str] = field(default_factory=set)  # key paths present but rejected
+    require_root_owned: bool = False  # the system daemon, as cron does for crontabs
 
     def problem(self, file: str, node: Optional[yaml.Node], path: str, message: str) -> None:
         line, column = (node.start_mark.line + 1, node.start_mark.column + 1) if node else (1, 1)
@@ -226,7 +227,25 @@ class _Reader:
         if found not in self.problems:  # a bad default is reported once, not once per job
             self.problems.append(found)
 
+    def unsafe(self, file: str) -> Optional[str]:
+        """Why root must not read this file, or None: it must be root's, writable by root only."""
+        try:
+            info = os.stat(file)
+        except OSError:
+            return None  # reported when it is read
+        if info.st_uid != 0:
+            return f"refused: owned by uid {info.st_uid}, expected a file owned by root"
+        if info.st_mode & 0o022:
+            mode = oct(info.st_mode & 0o777)[2:].zfill(4)
+            expected = "expected mode 0644 or stricter"
+            return f"refused: writable by group or others (mode {mode}), {expected}"
+        return None
+
     def load(self, file: str) -> Optional[tuple[yaml.MappingNode, yaml.SafeLoader]]:
+        refusal = self.unsafe(file) if self.require_root_owned else None
+        if refusal is not None:
+            self.problems.append(ConfigProblem(file, 1, 1, "", refusal))
+            return None
         try:
             with open(file, encoding="utf-8") as stream:
                 source = stream.read()
@@ -337,9 +356,13 @@ def default_includes(main: str) -> list[str]:
     return [str(path.with_name(path.stem + ".d") / "*.yaml")]
 
 
-def load(main: str, default_zone: Optional[str] = None) -> Config:
-    """Read and validate `main` and its drop-ins; raises ConfigError with every problem."""
-    reader = _Reader()
+def load(main: str, default_zone: Optional[str] = None, require_root_owned: bool = False) -> Config:
+    """Read and validate `main` and its drop-ins; raises ConfigError with every problem.
+
+    `require_root_owned` refuses any file not owned by root or writable by group or
+    others, as the system daemon must: whoever can write the file can run commands as root.
+    """
+    reader = _Reader(require_root_owned=require_root_owned)
     main = os.path.abspath(main)
     loaded = reader.load(main)
     if loaded is None:

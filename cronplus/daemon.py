@@ -44,6 +44,7 @@ from .schedule import (
     stable_jitter,
     upcoming,
 )
+from .servicemanager import ServiceManager
 from .timer import Timer
 
 # Longest sleep: a bound on how late a run can be after the wall clock is stepped.
@@ -79,12 +80,13 @@ class Daemon:
         self.notifications: collections.deque[tuple[str, Event]] = collections.deque()
         self._notifier_ids = itertools.count(-1, -1)  # notifier runs never touch the history
         self.started_at = clock.now().timestamp()
+        self.manager = ServiceManager()
 
     # --- set-up ----------------------------------------------------------------------------
 
     def load(self) -> None:
         """Read the config and open the history; raises ConfigError or HistoryError."""
-        self.config = config.load(self.paths.config, self.default_zone)
+        self.config = self.read_config()
         self.history = History(self.paths.history(self.config.settings.history))
         now = self.clock.now()
         self._apply(self.config, now)
@@ -224,6 +226,7 @@ class Daemon:
             self.log.error("cannot listen", socket=self.paths.socket, error=str(exc))
             return 1
         self.log.info("listening", socket=self.paths.socket)
+        self.manager.ready(self.status_line())
         try:
             while self.step(self.clock.now()):
                 await self.wait()
@@ -248,12 +251,30 @@ class Daemon:
         else:
             self.stop_overdue()
         self.send_notifications()
+        self.heartbeat()
         return not (
             self.stopping is not None
             and self.runner is not None
             and not self.runner.active
             and not self.results
         )
+
+    def heartbeat(self) -> None:
+        """Tell the service manager the loop is alive, and what it is doing."""
+        self.manager.heartbeat(self.clock.monotonic())
+        self.manager.status(self.status_line())
+
+    def status_line(self) -> str:
+        jobs = len(self.config.jobs) if self.config else 0
+        running = len(self.runner.active) if self.runner else 0
+        line = f"{jobs} jobs, {running} running"
+        upcoming_run = self.timer.peek()
+        if self.stopping is not None:
+            return f"stopping; {line}"
+        if upcoming_run is not None:
+            name, instant = upcoming_run
+            line += f", next: {name} at {instant.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        return line
 
     async def wait(self) -> None:
         assert self.wake is not None
@@ -271,6 +292,9 @@ class Daemon:
             timeout = min(timeout, (min(deadlines) - now).total_seconds())
         if self.stopping is not None and not self.stopping.fast:
             timeout = min(timeout, self.stopping.deadline - self.clock.monotonic())
+        ping = self.manager.seconds_to_ping(self.clock.monotonic())
+        if ping is not None:
+            timeout = min(timeout, ping)
         return max(0.0, timeout)
 
     def handle_signals(self, now: datetime) -> None:
@@ -283,16 +307,24 @@ class Daemon:
 
     def reload(self, now: datetime) -> Optional[ConfigError]:
         """Re-read the config; a bad file is rejected whole, returned, and the old one runs on."""
+        self.manager.reloading()
         try:
-            new = config.load(self.paths.config, self.default_zone)
+            new = self.read_config()
         except ConfigError as exc:
             self.log.error("reload rejected", config=self.paths.config, problems=len(exc.problems))
             for problem in exc.problems:
                 self.log.error("config problem", problem=str(problem))
+            self.manager.ready(self.status_line())
             return exc
         self._apply(new, now)
         self.log.info("reloaded", config=self.paths.config, jobs=len(new.jobs))
+        self.manager.ready(self.status_line())
         return None
+
+    def read_config(self) -> Config:
+        """The config; a system daemon run by root refuses files others could have written."""
+        strict = not self.paths.user_mode and os.geteuid() == 0
+        return config.load(self.paths.config, self.default_zone, require_root_owned=strict)
 
     def set_paused(self, job: Job, paused: bool) -> None:
         """A paused job is not scheduled; its running runs go on."""
@@ -323,6 +355,7 @@ class Daemon:
             return
         grace = self.config.settings.shutdown_grace
         self.stopping = _Stopping(self.clock.monotonic() + grace)
+        self.manager.stopping()
         for waiting in self.dispatcher.drop_waiting():
             self.history.transition(
                 waiting.run_id,

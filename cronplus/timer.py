@@ -40,6 +40,14 @@ class Timer:
         entry = self._due.get(job)
         return entry[1] if entry else None
 
+    def peek(self) -> Optional[tuple[str, datetime]]:
+        """(job, nominal instant) of the earliest entry, without removing it."""
+        self._drop_stale()
+        if not self._heap:
+            return None
+        job = self._heap[0][2]
+        return job, self._due[job][1]
+
     def deadline(self) -> Optional[datetime]:
         """When the earliest job fires; None when nothing is scheduled."""
         self._drop_stale()

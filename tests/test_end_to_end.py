@@ -37,6 +37,7 @@ class DaemonProcess:
         self.write(text)
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.extra_env: dict[str, str] = {}
 
     def write(self, text: str) -> None:
         self.config.write_text(textwrap.dedent(text))
@@ -46,7 +47,7 @@ class DaemonProcess:
         argv += ["--state-dir", str(self.state), "--log-format", "json"]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                argv, stdout=log, stderr=log, env=child_env(), cwd=self.dir
+                argv, stdout=log, stderr=log, env={**child_env(), **self.extra_env}, cwd=self.dir
             )
         self.wait_for(lambda: self.events().count("listening") > self.starts)
         self.starts += 1

@@ -1,0 +1,125 @@
+"""Running as a service: sd_notify over a real datagram socket, unit files, config file safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from test_end_to_end import DaemonProcess, daemon_factory
+
+from cronplus import config
+from cronplus.errors import ConfigError
+
+__all__ = ["daemon_factory"]
+
+
+class NotifySocket:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+
+    def collect_until(self, predicate: Callable[[list[str]], bool], timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except socket.timeout:
+                pass
+            if predicate(self.messages):
+                return
+        raise AssertionError(f"never saw it; got {self.messages}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_sd_notify_ready_status_watchdog_reload_and_stop(
+    tmp_path: Path, daemon_factory: Callable[[str], DaemonProcess]
+) -> None:
+    notify = NotifySocket(tmp_path / "notify.sock")
+    daemon = daemon_factory('jobs:\n  tick: {schedule: "0 0 1 1 *", command: "true"}\n')
+    daemon.extra_env = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "400000"}
+    try:
+        daemon.start()
+        notify.collect_until(lambda m: any(x.startswith("READY=1") for x in m))
+        ready = next(x for x in notify.messages if x.startswith("READY=1"))
+        assert ready.startswith("READY=1\nSTATUS=1 jobs, 0 running, next: tick at ")
+        # the loop pings at half the 0.4 s interval even with nothing to do
+        notify.collect_until(lambda m: m.count("WATCHDOG=1") >= 5, timeout=5)
+
+        notify.messages.clear()
+        daemon.signal(signal.SIGHUP)
+        notify.collect_until(lambda m: any(x.startswith("READY=1") for x in m))
+        reloading = [x for x in notify.messages if x.startswith("RELOADING=1")]
+        assert len(reloading) == 1
+        usec = int(reloading[0].split("MONOTONIC_USEC=")[1])
+        assert abs(usec / 1e6 - time.monotonic()) < 10
+        assert notify.messages.index(reloading[0]) < notify.messages.index(
+            next(x for x in notify.messages if x.startswith("READY=1"))
+        )
+
+        daemon.signal(signal.SIGTERM)
+        notify.collect_until(lambda m: "STOPPING=1" in m)
+        assert daemon.wait_exit() == 0
+    finally:
+        notify.close()
+
+
+def test_without_notify_socket_nothing_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cronplus.servicemanager import ServiceManager
+
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    manager = ServiceManager()
+    assert not manager.enabled and manager.watchdog_interval is None
+    manager.ready("x")  # must not raise
+
+
+def test_watchdog_for_another_pid_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from cronplus.servicemanager import ServiceManager
+
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "none"))
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))
+    assert ServiceManager().watchdog_interval is None
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert ServiceManager().watchdog_interval == 0.5
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="checking ownership needs files owned by root")
+def test_the_system_daemon_refuses_files_others_could_write(tmp_path: Path) -> None:
+    main = tmp_path / "cronplus.yaml"
+    main.write_text('jobs:\n  a: {schedule: "@daily", command: "true"}\n')
+    main.chmod(0o644)
+    assert set(config.load(str(main), "UTC", require_root_owned=True).jobs) == {"a"}
+
+    main.chmod(0o664)
+    with pytest.raises(ConfigError) as caught:
+        config.load(str(main), "UTC", require_root_owned=True)
+    assert str(caught.value) == (
+        f"{main}:1:1: refused: writable by group or others (mode 0664), expected mode 0644 or stricter"
+    )
+
+    main.chmod(0o644)
+    drop = tmp_path / "cronplus.d" / "x.yaml"
+    drop.parent.mkdir()
+    drop.write_text('jobs:\n  b: {schedule: "@daily", command: "true"}\n')
+    os.chown(drop, 65534, 65534)
+    with pytest.raises(ConfigError) as caught:
+        config.load(str(main), "UTC", require_root_owned=True)
+    assert (
+        str(caught.value)
+        == f"{drop}:1:1: refused: owned by uid 65534, expected a file owned by root"
+    )
+    # the same files are fine for a per-user instance
+    assert set(config.load(str(main), "UTC").jobs) == {"a", "b"}
