@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -29,10 +30,8 @@ class NotifySocket:
     def collect_until(self, predicate: Callable[[list[str]], bool], timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(socket.timeout):
                 self.messages.append(self.sock.recv(4096).decode())
-            except socket.timeout:
-                pass
             if predicate(self.messages):
                 return
         raise AssertionError(f"never saw it; got {self.messages}")
