@@ -79,6 +79,7 @@ class Daemon:
         self.wake: Optional[asyncio.Event] = None  # made in attach(), inside the running loop
         self.notifications: collections.deque[tuple[str, Event]] = collections.deque()
         self._notifier_ids = itertools.count(-1, -1)  # notifier runs never touch the history
+        self._notifier_runs: dict[int, tuple[str, int]] = {}  # notifier run -> (name, run told of)
         self.started_at = clock.now().timestamp()
         self.manager = ServiceManager()
 
@@ -121,17 +122,22 @@ class Daemon:
 
     def _on_exit(self, result: RunResult) -> None:
         if result.run_id < 0:  # a notifier, not a run
-            if result.outcome is not Outcome.SUCCEEDED:
-                self.log.warning(
-                    "notifier failed",
-                    notifier_run=result.run_id,
-                    reason=result.reason,
-                    output=result.output[-500:].decode(errors="replace"),
-                )
+            self._notifier_done(result)
             return
         self.results.append(result)
         if self.wake is not None:
             self.wake.set()
+
+    def _notifier_done(self, result: RunResult) -> None:
+        """A notifier that failed is logged and noted on the run; it fails nothing else."""
+        name, run_id = self._notifier_runs.pop(result.run_id, ("?", 0))
+        if result.outcome is Outcome.SUCCEEDED:
+            return
+        said = result.output[-300:].decode(errors="replace").strip().replace("\n", " | ")
+        note = f"notifier {name} failed: {result.reason}" + (f": {said}" if said else "")
+        self.log.warning("notifier failed", notifier=name, run_id=run_id, reason=note)
+        if self.history is not None and run_id:
+            self.history.add_note(run_id, note)
 
     def recover(self, now: datetime) -> None:
         """Runs left open by a daemon that died: waiting retries are re-armed, the rest are lost.
@@ -494,7 +500,9 @@ class Daemon:
             self.log.info(
                 "notifying", notifier=name, kind=event.kind, job=event.job, run_id=event.run_id
             )
-            self.runner.start(next(self._notifier_ids), job)
+            notifier_run = next(self._notifier_ids)
+            self._notifier_runs[notifier_run] = (name, event.run_id)
+            self.runner.start(notifier_run, job)
 
     def fire_due(self, now: datetime) -> None:
         """Create a run for every job whose time has come and schedule its next one."""

@@ -52,6 +52,10 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE runs ADD COLUMN due REAL;
     """,
+    # 3: what went wrong telling the notifiers about a run
+    """
+    ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 OPEN_STATES = (RunState.PENDING.value, RunState.RUNNING.value)
@@ -78,6 +82,7 @@ class Run:
     output_bytes: int
     peak_rss: Optional[int]
     due: Optional[float]
+    notes: str
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,14 @@ class History:
             " ON CONFLICT(name) DO UPDATE"
             " SET last_run = MAX(COALESCE(last_run, 0), excluded.last_run)",
             (job, run_id),
+        )
+
+    def add_note(self, run_id: int, note: str) -> None:
+        """Append a line to a run's notes, such as a notifier that failed."""
+        self.db.execute(
+            "UPDATE runs SET notes = CASE WHEN notes = '' THEN ? ELSE notes || char(10) || ? END"
+            " WHERE id = ?",
+            (note, note, run_id),
         )
 
     def set_last_scheduled(self, job: str, instant: float) -> None:

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
-from . import webhook
+from . import desktop, webhook
 from .history import Run
 from .model import Notification, Notifier
 
@@ -24,16 +24,30 @@ OSASCRIPT_LINES = (
 
 
 def desktop_argv(notification: Notification, platform: Optional[str] = None) -> list[str]:
-    """The argument vector that shows `notification` on this platform's desktop."""
+    """The argument vector that shows `notification` on this platform's desktop.
+
+    Linux: our desktop.py speaks to the session bus, run by file with this Python.
+    macOS: osascript, with title and message as arguments of `on run argv`.
+    """
     if (platform or sys.platform) == "darwin":
         argv = ["/usr/bin/osascript"]
         for line in OSASCRIPT_LINES:
             argv += ["-e", line]
         return [*argv, notification.title, notification.message]
-    argv = ["notify-send", "--app-name=cronplus", f"--urgency={notification.urgency}"]
-    if notification.icon:
-        argv.append(f"--icon={notification.icon}")
-    return [*argv, "--", notification.title, notification.message]
+    return [
+        sys.executable,
+        desktop.__file__,
+        notification.title,
+        notification.message,
+        notification.urgency,
+        notification.icon,
+    ]
+
+
+def session_environment(uid: int) -> dict[str, str]:
+    """Where the session bus of user `uid` is, for a daemon delivering to another user."""
+    runtime = f"/run/user/{uid}"
+    return {"XDG_RUNTIME_DIR": runtime, "DBUS_SESSION_BUS_ADDRESS": f"unix:path={runtime}/bus"}
 
 
 @dataclass(frozen=True)

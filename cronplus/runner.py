@@ -23,6 +23,7 @@ from typing import Callable, Optional
 from .clock import Clock
 from .limits import SAMPLE_SECONDS, Cgroups, session_rss
 from .model import Job, Outcome
+from .notify import desktop_argv, session_environment
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 PASSED_THROUGH = ("LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE")
@@ -81,8 +82,6 @@ def command_argv(job: Job) -> list[str]:
     if job.command:
         return list(job.command)
     if job.notify is not None:
-        from .notify import desktop_argv
-
         return desktop_argv(job.notify)
     raise SpawnError("the job has nothing to run")
 
@@ -114,6 +113,8 @@ def environment(
     }
     passed = PASSED_THROUGH if switching else PASSED_THROUGH + SESSION_VARIABLES
     env.update({k: os.environ[k] for k in passed if k in os.environ})
+    if switching and job.notify is not None:
+        env.update(session_environment(account.pw_uid))  # the target user's own session bus
     env["CRONPLUS_JOB"] = job.name
     env["CRONPLUS_RUN_ID"] = str(run_id)
     env.update(job.env)  # the config keeps CRONPLUS_* for us; notifier runs set their own facts
