@@ -14,6 +14,9 @@ from __future__ import annotations
 import os
 import sys
 
+# Run by file: the libraries installed beside our package (jeepney) are found from here.
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 URGENCY = {"low": 0, "normal": 1, "critical": 2}
 
 

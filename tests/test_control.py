@@ -287,7 +287,8 @@ def importable_copy(target: Path) -> Path:
 
     lib = target / "lib"
     lib.mkdir()
-    for name in ("cronplus", "croniter", "dateutil", "six", "yaml", "_yaml", "structlog", "tzdata"):
+    modules = ("cronplus", "croniter", "dateutil", "six", "yaml", "_yaml", "structlog", "tzdata")
+    for name in (*modules, "jeepney", "sdnotify"):
         spec = importlib.util.find_spec(name)
         if spec is None:
             continue

@@ -38,12 +38,13 @@ class DaemonProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.extra_env: dict[str, str] = {}
+        self.python = sys.executable
 
     def write(self, text: str) -> None:
         self.config.write_text(textwrap.dedent(text))
 
     def start(self) -> DaemonProcess:
-        argv = [sys.executable, "-m", "cronplus.daemon", "-c", str(self.config)]
+        argv = [self.python, "-m", "cronplus.daemon", "-c", str(self.config)]
         argv += ["--state-dir", str(self.state), "--log-format", "json"]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
