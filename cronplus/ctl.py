@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from . import __version__, config
+from . import __version__, config, crontab
 from .clock import SystemClock
 from .control import METHOD_BY_NAME, Client, DaemonDown, Fault, FaultCode, describe_methods
 from .errors import ConfigError, CronplusError, HistoryError, ScheduleError
@@ -354,6 +354,25 @@ class Ctl:
         self.emit(value, lambda: f"cronplusctl {__version__}\n{daemon_text}")
         return EXIT_OK
 
+    def import_(self) -> int:
+        """A crontab as cronplus YAML on stdout; lines cron would reject on stderr, exit 1."""
+        source = self.args.file or "-"
+        if source == "-":
+            text, name = sys.stdin.read(), "standard input"
+        else:
+            try:
+                with open(source, encoding="utf-8", errors="surrogateescape") as handle:
+                    text = handle.read()
+            except OSError as exc:
+                raise CronplusError(f"{source}: {exc.strerror}") from None
+            name = source
+        system = self.args.system or source == "/etc/crontab" or source.startswith("/etc/cron.d/")
+        converted = crontab.parse(text, system=system, user=self.args.as_user)
+        sys.stdout.write(crontab.render(converted, name))
+        for problem in converted.problems:
+            print(f"cronplusctl: {name}: {problem}", file=sys.stderr)
+        return EXIT_ERROR if converted.problems else EXIT_OK
+
     def jobs(self) -> int:
         """Job names one a line, for shell completion; quiet when nothing is known."""
         try:
@@ -458,6 +477,18 @@ def build_parser() -> argparse.ArgumentParser:
     command("reload", help_of["reload"])
     command("version", "versions of cronplusctl and the running daemon")
     command("jobs", "job names, one a line (for shell completion)", json_flag=False)
+    imports = command("import", "a crontab as cronplus YAML on stdout", json_flag=False)
+    imports.add_argument(
+        "file", nargs="?", help="a crontab file, or - for standard input (default)"
+    )
+    imports.add_argument(
+        "--system",
+        action="store_true",
+        help="a system crontab or /etc/cron.d file, with a user field",
+    )
+    imports.add_argument(
+        "--user", dest="as_user", metavar="NAME", help="the user a user crontab's jobs run as"
+    )
     return parser
 
 
@@ -476,7 +507,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return EXIT_USAGE
     ctl = Ctl(args)
     try:
-        return int(getattr(ctl, args.command)())
+        return int(getattr(ctl, "import_" if args.command == "import" else args.command)())
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

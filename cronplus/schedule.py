@@ -89,6 +89,16 @@ def is_fixed_time(expression: str) -> bool:
     return hour != "*" and "/" not in hour
 
 
+def days_either(expression: str) -> bool:
+    """Whether a day must match the day of month OR the weekday, as cron(8) decides it.
+
+    cron runs on days matching either field only when both are restricted, that
+    is when neither starts with `*`; `0 0 */2 * 1` runs on odd days that are Mondays.
+    """
+    fields = expression.split()
+    return not (fields[2].startswith("*") or fields[4].startswith("*"))
+
+
 class CronRule:
     """One cron expression in one zone, with the daylight saving rules applied."""
 
@@ -97,7 +107,8 @@ class CronRule:
         self.zone = zone(zone_name)
         self.fixed_time = is_fixed_time(self.expression)
         try:
-            self._walls = croniter(self.expression, datetime(2000, 1, 1))
+            day_or = days_either(self.expression)
+            self._walls = croniter(self.expression, datetime(2000, 1, 1), day_or=day_or)
             self._walls.get_next(datetime)
         except CroniterBadCronError as exc:
             raise ScheduleError(f'bad cron expression "{expression}": {exc}') from None

@@ -48,6 +48,15 @@ def test_named_schedules(name: str, first: datetime) -> None:
     assert CronRule(name, "UTC").next_after(T0) == first
 
 
+def test_day_fields_combine_as_cron_does() -> None:
+    # both restricted: either may match (the 1st and 15th, and every Monday)
+    either = next_instants(CronRule("0 0 1,15 * 1", "UTC"), datetime(2026, 1, 1, tzinfo=UTC), 4)
+    assert [d.day for d in either] == [5, 12, 15, 19]
+    # a field starting with * makes both necessary: odd days that are Mondays
+    both = next_instants(CronRule("0 0 */2 * 1", "UTC"), datetime(2026, 1, 1, tzinfo=UTC), 3)
+    assert [(d.month, d.day) for d in both] == [(1, 5), (1, 19), (2, 9)]
+
+
 def test_hour_field_decides_the_kind() -> None:
     assert is_fixed_time("30 2 * * *")
     assert is_fixed_time("0 1-5 * * *")
