@@ -2,7 +2,7 @@
 
 _cronplusctl() {
     local cur="${COMP_WORDS[COMP_CWORD]}"
-    local commands="status history logs run retry pause resume next check reload version jobs"
+    local commands="status history logs run retry pause resume next check reload version jobs import"
     local -a global=()
     local command="" i word
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -33,7 +33,7 @@ _cronplusctl() {
                 COMPREPLY=($(compgen -W "$(cronplusctl "${global[@]}" jobs 2>/dev/null)" -- "$cur"))
             fi
             ;;
-        check) COMPREPLY=($(compgen -f -- "$cur")) ;;
+        check|import) COMPREPLY=($(compgen -f -- "$cur")) ;;
     esac
 }
 complete -F _cronplusctl cronplusctl

@@ -16,6 +16,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .errors import ScheduleError
+from .schedule import CronRule
+
 MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 # (name, lowest, highest, names from lowest)
@@ -174,6 +177,10 @@ def _entry(
         if len(words) < 6:
             raise ValueError("expected five time fields and a command")
         schedule = " ".join(normalize_field(words[i], i) for i in range(5))
+        try:
+            CronRule(schedule, "UTC")
+        except ScheduleError as exc:  # cron accepts it and never runs it: say so
+            raise ValueError(str(exc)) from None
         rest = words[5:]
     run_as = user
     if system:
