@@ -201,20 +201,39 @@ def _entry(
     return Imported(number, line, schedule, command.strip(), run_as, dict(env), shell, zone, stdin)
 
 
+WRAPPERS = {"nice", "ionice", "nohup", "exec", "sudo", "chronic", "time", "command", "env"}
+
+
+def job_name_base(command: str) -> str:
+    """What a command does, for its job's name: the program of its last step.
+
+    `test -x /usr/sbin/anacron || run-parts /etc/cron.daily` is `cron-daily`:
+    guards come first and the work last, and run-parts is named by its directory.
+    """
+    steps = [s for s in re.split(r"&&|\|\||;|[{}()]", command) if s.strip()]
+    words = []
+    for word in (steps[-1] if steps else command).split("|")[0].split():
+        if re.match(r"^[A-Za-z_]\w*=", word) and not words:
+            continue  # an assignment before the program
+        if word.startswith(("-", ">", "<", "2>", "&")) or os.path.basename(word) in WRAPPERS:
+            continue
+        if word.isdigit() and not words:  # a wrapper's argument, as in nice -n 10
+            continue
+        words.append(word.strip("'\""))
+    if not words:
+        return "job"
+    program = os.path.basename(words[0])
+    if program == "run-parts" and len(words) > 1:
+        program = os.path.basename(words[-1].rstrip("/"))
+    base = re.sub(r"[^a-z0-9]+", "-", program.lower()).strip("-")[:40]
+    return base or "job"
+
+
 def _name_jobs(jobs: list[Imported]) -> None:
-    """Names from the command: the program and its first argument, unique, stable."""
+    """Names from the commands, unique in the file and the same on every import."""
     taken: dict[str, int] = {}
     for job in jobs:
-        words = [w for w in re.split(r"[\s;|&<>()]+", job.command) if w and "=" not in w]
-        program = os.path.basename(words[0]) if words else "job"
-        if (
-            program in ("test", "[", "cd", "sh", "bash", "nice", "ionice", "run-parts", "flock")
-            and len(words) > 1
-        ):
-            program += "-" + os.path.basename(words[-1] if program == "run-parts" else words[1])
-        base = re.sub(r"[^a-z0-9]+", "-", program.lower()).strip("-")[:40] or "job"
-        if not base[0].isalnum():
-            base = "job-" + base
+        base = job_name_base(job.command)
         count = taken.get(base, 0) + 1
         taken[base] = count
         job.name = base if count == 1 else f"{base}-{count}"

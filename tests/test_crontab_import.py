@@ -189,7 +189,26 @@ def test_system_crontab_lines_carry_a_user() -> None:
         ("root", "cd / && run-parts --report /etc/cron.hourly"),
         ("nobody", "test -x /usr/sbin/anacron || echo no anacron"),
     ]
-    assert list(data) == ["cd", "test-x"]
+    assert list(data) == ["cron-hourly", "echo"]
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        ("cd / && run-parts --report /etc/cron.hourly", "cron-hourly"),
+        (
+            "test -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.daily; }",
+            "cron-daily",
+        ),
+        ("test -e /run/systemd/system || SERVICE_MODE=1 /sbin/e2scrub_all -A -r", "e2scrub-all"),
+        ("/usr/local/bin/backup --full > /dev/null 2>&1", "backup"),
+        ("nice -n 10 /usr/bin/updatedb | logger", "updatedb"),
+        ('mail -s "report" root', "mail"),
+        (">/dev/null", "job"),
+    ],
+)
+def test_names_say_what_the_command_does(command: str, name: str) -> None:
+    assert crontab.job_name_base(command) == name
 
 
 def test_names_are_unique_and_stable() -> None:
