@@ -211,7 +211,7 @@ def job_name_base(command: str) -> str:
     guards come first and the work last, and run-parts is named by its directory.
     """
     steps = [s for s in re.split(r"&&|\|\||;|[{}()]", command) if s.strip()]
-    words = []
+    words: list[str] = []
     for word in (steps[-1] if steps else command).split("|")[0].split():
         if re.match(r"^[A-Za-z_]\w*=", word) and not words:
             continue  # an assignment before the program
