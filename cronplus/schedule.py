@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
-from functools import cache
+from functools import cache, lru_cache
 from typing import Optional, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -231,8 +231,18 @@ def build_rule(spec: ScheduleSpec, zone_name: str) -> Rule:
         return EveryRule(spec.every_seconds)
     if spec.kind is ScheduleKind.AT:
         return AtRule(spec.at_local, zone_name)
-    rules = [CronRule(e, zone_name) for e in spec.expressions]
+    rules = [cron_rule(e, zone_name) for e in spec.expressions]
     return rules[0] if len(rules) == 1 else AnyRule(rules)
+
+
+@lru_cache(maxsize=8192)
+def cron_rule(expression: str, zone_name: str) -> CronRule:
+    """One rule per (expression, zone): jobs that share a schedule share its parsed form.
+
+    Safe to share: a rule's answers depend only on its arguments, and the daemon is
+    one thread.
+    """
+    return CronRule(expression, zone_name)
 
 
 def next_instants(

@@ -159,11 +159,6 @@ def test_empty_file_is_an_empty_config(tmp_path: Path) -> None:
 
 BAD_INPUT = [
     (
-        "jobs:\n  a:\n    schedule: */5 * * * *\n    command: x\n",
-        ":3:16: YAML syntax error: expected alphabetic or numeric character, but found '/'"
-        " (quote a cron expression that starts with *)",
-    ),
-    (
         "jobs:\n  a:\n    schedule: '@daily'\n    comand: x\n",
         ':4:5: jobs.a.comand: unknown key "comand", expected a job key (did you mean "command"?)',
     ),
@@ -282,6 +277,13 @@ def test_bad_input_is_located_and_explained(tmp_path: Path, text: str, message: 
     found = problems(tmp_path, text)
     file = str(tmp_path / "cronplus.yaml")
     assert any(p.startswith(file + message) for p in found), found
+
+
+def test_an_unquoted_star_is_a_syntax_error_with_a_hint(tmp_path: Path) -> None:
+    [found] = problems(tmp_path, "jobs:\n  a:\n    schedule: */5 * * * *\n    command: x\n")
+    where = f"{tmp_path / 'cronplus.yaml'}:3:16: YAML syntax error: "
+    assert found.startswith(where)  # libyaml and pure PyYAML word the problem differently
+    assert found.endswith(" (quote a cron expression that starts with *)")
 
 
 def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
