@@ -629,10 +629,14 @@ def _job(
         own["env"].value = {**defaults["env"].value, **own["env"].value}
     merged.update(own)
 
-    def given(key: str) -> bool:
-        return key in merged or any(f"{p}.{key}" in reader.invalid for p in (path, "defaults"))
+    def given(key: str) -> bool:  # present, even if its value was rejected
+        if key in merged:
+            return True
+        return bool(reader.invalid) and (
+            f"{path}.{key}" in reader.invalid or f"defaults.{key}" in reader.invalid
+        )
 
-    kinds = [k for k in SCHEDULE_KEYS if k in own or f"{path}.{k}" in reader.invalid]
+    kinds = [k for k in SCHEDULE_KEYS if k in own or (given(k) and k not in merged)]
     if len(kinds) != 1:
         found = "none" if not kinds else " and ".join(kinds)
         reader.problem(
