@@ -16,6 +16,7 @@ import itertools
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -49,6 +50,8 @@ from .timer import Timer
 
 # Longest sleep: a bound on how late a run can be after the wall clock is stepped.
 MAX_SLEEP = 300.0
+# Below this, wait() sleeps the rest exactly instead of polling, which is up to 1 ms late.
+PRECISE_WAKE = 0.002
 OPEN = (RunState.PENDING, RunState.RUNNING)
 UTC = timezone.utc
 NO_SCHEDULE = ScheduleSpec(ScheduleKind.AT, at_local="1970-01-01T00:00")  # for notifier runs
@@ -288,16 +291,22 @@ class Daemon:
         self.wake.clear()
         if self.signals or self.results:
             return
+        if timeout <= PRECISE_WAKE:
+            # the loop's poll rounds up to whole milliseconds: the last stretch is slept exactly
+            time.sleep(timeout)
+            await asyncio.sleep(0)  # still let the loop see what is ready
+            return
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout)
+            await asyncio.wait_for(self.wake.wait(), timeout - PRECISE_WAKE)
 
     def seconds_to_deadline(self, now: datetime) -> float:
         timeout = MAX_SLEEP
         deadlines = [d for d in (self.timer.deadline(), self.retry_timer.deadline()) if d]
         if deadlines and self.stopping is None:
             timeout = min(timeout, (min(deadlines) - now).total_seconds())
-        if self.stopping is not None and not self.stopping.fast:
-            timeout = min(timeout, self.stopping.deadline - self.clock.monotonic())
+        grace_left = self.stopping.deadline - self.clock.monotonic() if self.stopping else 0.0
+        if self.stopping is not None and not self.stopping.fast and grace_left > 0:
+            timeout = min(timeout, grace_left)
         ping = self.manager.seconds_to_ping(self.clock.monotonic())
         if ping is not None:
             timeout = min(timeout, ping)
@@ -507,13 +516,17 @@ class Daemon:
     def fire_due(self, now: datetime) -> None:
         """Create a run for every job whose time has come and schedule its next one."""
         assert self.history is not None and self.config is not None
-        for name, nominal in self.timer.pop_due(now):
-            job = self.config.jobs.get(name)
-            if job is None:
-                continue
-            self.history.set_last_scheduled(name, nominal.timestamp())
-            self.submit(job, nominal.timestamp(), Trigger.SCHEDULE, now)
-            self._schedule(job, self.rules[name], now, nominal.timestamp())
+        due = self.timer.pop_due(now)
+        if not due:
+            return
+        with self.history.batch():  # one commit for every run due now, before any starts
+            for name, nominal in due:
+                job = self.config.jobs.get(name)
+                if job is None:
+                    continue
+                self.history.set_last_scheduled(name, nominal.timestamp())
+                self.submit(job, nominal.timestamp(), Trigger.SCHEDULE, now)
+                self._schedule(job, self.rules[name], now, nominal.timestamp())
 
     def submit(
         self,

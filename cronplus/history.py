@@ -7,9 +7,10 @@ update, so a row can never move backwards from a final state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -179,8 +180,7 @@ class History:
         allowed = [s.value for s in expected]
         columns = "".join(f", {name} = ?" for name in fields)
         marks = ", ".join("?" for _ in allowed)
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.batch():
             cursor = self.db.execute(
                 f"UPDATE runs SET state = ?{columns} WHERE id = ? AND state IN ({marks})",
                 (state.value, *fields.values(), run_id, *allowed),
@@ -189,11 +189,21 @@ class History:
             if changed and state.final:
                 job = self.db.execute("SELECT job FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
                 self._set_last_run(job, run_id)
-            self.db.execute("COMMIT")
+        return changed
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for several writes; inside another batch, part of that one."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        return changed
+        self.db.execute("COMMIT")
 
     def _set_last_run(self, job: str, run_id: int) -> None:
         self.db.execute(
