@@ -155,7 +155,7 @@ class Daemon:
             if run.trigger == Trigger.RETRY.value and run.state == "pending" and run.due and job:
                 self.retry_timer.set(str(run.id), datetime.fromtimestamp(run.due, UTC))
                 continue
-            if run.pid:
+            if run.state == RunState.RUNNING.value or run.trigger != Trigger.RETRY.value:
                 for pid in processes_of_run(run.pid, run.id):
                     with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGKILL)
@@ -254,9 +254,10 @@ class Daemon:
         self.handle_signals(now)
         self.reap(now)
         if self.stopping is None:
-            self.fire_due(now)
+            fired = self.fire_due(now)
             self.fire_retries(now)
             self.start_allowed(now)
+            self.schedule_next(fired, now)
         else:
             self.stop_overdue()
         self.send_notifications()
@@ -513,12 +514,13 @@ class Daemon:
             self._notifier_runs[notifier_run] = (name, event.run_id)
             self.runner.start(notifier_run, job)
 
-    def fire_due(self, now: datetime) -> None:
-        """Create a run for every job whose time has come and schedule its next one."""
+    def fire_due(self, now: datetime) -> list[tuple[Job, float]]:
+        """Create a run for every job whose time has come; returns (job, instant) fired."""
         assert self.history is not None and self.config is not None
+        fired: list[tuple[Job, float]] = []
         due = self.timer.pop_due(now)
         if not due:
-            return
+            return fired
         with self.history.batch():  # one commit for every run due now, before any starts
             for name, nominal in due:
                 job = self.config.jobs.get(name)
@@ -526,7 +528,14 @@ class Daemon:
                     continue
                 self.history.set_last_scheduled(name, nominal.timestamp())
                 self.submit(job, nominal.timestamp(), Trigger.SCHEDULE, now)
-                self._schedule(job, self.rules[name], now, nominal.timestamp())
+                fired.append((job, nominal.timestamp()))
+        return fired
+
+    def schedule_next(self, fired: list[tuple[Job, float]], now: datetime) -> None:
+        """The next run of each job that just fired: after the starts, so they are not delayed."""
+        for job, instant in fired:
+            if job.name in self.rules and self.timer.next_of(job.name) is None:
+                self._schedule(job, self.rules[job.name], now, instant)
 
     def submit(
         self,
@@ -564,26 +573,27 @@ class Daemon:
                 self.runner.stop(old, Outcome.INTERRUPTED, f"interrupted: replaced by run {run_id}")
 
     def start_allowed(self, now: datetime) -> None:
+        """Start every waiting run the caps allow; their rows are written after the last start."""
         assert self.history is not None and self.runner is not None
+        started = []
         for waiting in self.dispatcher.startable():
             pid = self.runner.start(waiting.run_id, waiting.job)
-            if pid is None:
-                continue  # the spawn failure arrives through reap()
-            self.history.transition(
-                waiting.run_id,
-                RunState.RUNNING,
-                (RunState.PENDING,),
-                started=self.clock.now().timestamp(),
-                pid=pid,
-            )
-            lateness = now.timestamp() - waiting.due
-            self.log.info(
-                "run started",
-                job=waiting.job.name,
-                run_id=waiting.run_id,
-                pid=pid,
-                late_ms=round(lateness * 1000, 1),
-            )
+            if pid is not None:  # else the spawn failure arrives through reap()
+                started.append((waiting, pid, self.clock.now().timestamp()))
+        if not started:
+            return
+        with self.history.batch():
+            for waiting, pid, at in started:
+                self.history.transition(
+                    waiting.run_id, RunState.RUNNING, (RunState.PENDING,), started=at, pid=pid
+                )
+                self.log.info(
+                    "run started",
+                    job=waiting.job.name,
+                    run_id=waiting.run_id,
+                    pid=pid,
+                    late_ms=round((at - waiting.due) * 1000, 1),
+                )
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:

@@ -45,6 +45,8 @@ class Dispatcher:
         self.pools = dict(pools)
         self.running: dict[int, Job] = {}
         self.waiting: list[Waiting] = []
+        self._running_of: Counter[str] = Counter()  # job name -> runs running
+        self._waiting_of: Counter[str] = Counter()  # job name -> runs waiting
         self._sequence = itertools.count()
 
     def reconfigure(self, max_workers: int, pools: Mapping[str, int]) -> None:
@@ -53,9 +55,9 @@ class Dispatcher:
         self.pools = dict(pools)
 
     def submit(self, run_id: int, job: Job, due: float) -> Verdict:
-        running = [rid for rid, j in self.running.items() if j.name == job.name]
-        waiting = sum(1 for w in self.waiting if w.job.name == job.name)
-        full = len(running) + waiting >= job.max_concurrent
+        running_count, waiting = self._running_of[job.name], self._waiting_of[job.name]
+        full = running_count + waiting >= job.max_concurrent
+        running = [rid for rid, j in self.running.items() if j.name == job.name] if full else []
         verdict = Verdict(Decision.WAIT)
         if full and job.overlap is Overlap.SKIP:
             busy = "running" if running else "waiting to run"
@@ -66,9 +68,11 @@ class Dispatcher:
             return Verdict(Decision.SKIP, f"overlap: {waiting} run(s) already queued")
         if full and job.overlap is Overlap.REPLACE:
             self.waiting = [w for w in self.waiting if w.job.name != job.name]
+            self._waiting_of[job.name] = 0
             verdict = Verdict(Decision.REPLACE, "replaced by a newer run", tuple(running))
         key = (-job.priority, due, next(self._sequence))
         self.waiting.append(Waiting(key, run_id, job, due))
+        self._waiting_of[job.name] += 1
         return verdict
 
     def startable(self) -> list[Waiting]:
@@ -89,6 +93,8 @@ class Dispatcher:
                 keep.append(item)
                 continue
             self.running[item.run_id] = job
+            self._running_of[job.name] += 1
+            self._waiting_of[job.name] -= 1
             per_job[job.name] += 1
             if job.pool:
                 per_pool[job.pool] += 1
@@ -97,15 +103,18 @@ class Dispatcher:
         return started
 
     def finished(self, run_id: int) -> None:
-        self.running.pop(run_id, None)
+        job = self.running.pop(run_id, None)
+        if job is not None:
+            self._running_of[job.name] -= 1
 
     def drop_waiting(self) -> list[Waiting]:
         """Empty the queue, for a stopping daemon; returns what was waiting."""
         dropped, self.waiting = self.waiting, []
+        self._waiting_of.clear()
         return dropped
 
     def running_count(self, job_name: str) -> int:
-        return sum(1 for j in self.running.values() if j.name == job_name)
+        return self._running_of[job_name]
 
 
 def retry_delay(job: Job, attempt: int, outcome: str) -> Optional[float]:

@@ -41,8 +41,8 @@ def session_rss(session: int) -> int:
     return total
 
 
-def processes_of_run(session: int, run_id: int) -> list[int]:
-    """Pids in `session` whose environment names `run_id`: a lost run's orphans, no others."""
+def processes_of_run(session: Optional[int], run_id: int) -> list[int]:
+    """Pids whose environment names `run_id` (in `session`, when known): a lost run's orphans."""
     marker = f"CRONPLUS_RUN_ID={run_id}".encode()
     found = []
     for entry in os.listdir("/proc"):
@@ -51,7 +51,7 @@ def processes_of_run(session: int, run_id: int) -> list[int]:
         try:
             with open(f"/proc/{entry}/stat", "rb") as stat:
                 fields = stat.read().rsplit(b")", 1)[1].split()
-            if int(fields[3]) != session:
+            if session is not None and int(fields[3]) != session:
                 continue
             with open(f"/proc/{entry}/environ", "rb") as environ:
                 if marker in environ.read().split(b"\0"):
