@@ -292,6 +292,24 @@ class _Reader:
             return None
         return node, loader
 
+    def claim(
+        self,
+        seen: dict[str, tuple[str, yaml.Node]],
+        kind: str,
+        name: str,
+        file: str,
+        node: yaml.Node,
+        path: str,
+    ) -> bool:
+        """Take `name` for this definition; a second one, in any file, is a problem."""
+        if name in seen:
+            other_file, other = seen[name]
+            where = f"{other_file}:{other.start_mark.line + 1}"
+            self.problem(file, node, path, f'{kind} "{name}" is already defined at {where}')
+            return False
+        seen[name] = (file, node)
+        return True
+
     def mapping(
         self, file: str, node: yaml.Node, path: str, what: str
     ) -> list[tuple[str, yaml.Node, yaml.Node]]:
@@ -438,16 +456,8 @@ def load(main: str, default_zone: Optional[str] = None, require_root_owned: bool
             file, doc["jobs"][1], "jobs", "a mapping of jobs"
         ):
             path = f"jobs.{name}"
-            if name in job_nodes:
-                other_file, other = job_nodes[name]
-                reader.problem(
-                    file,
-                    key_node,
-                    path,
-                    f'job "{name}" is already defined at {other_file}:{other.start_mark.line + 1}',
-                )
+            if not reader.claim(job_nodes, "job", name, file, key_node, path):
                 continue
-            job_nodes[name] = (file, key_node)
             if not JOB_NAME.fullmatch(name):
                 reader.problem(
                     file,
@@ -528,16 +538,8 @@ def _notifiers(
         file, node, "notifiers", "a mapping of notifiers"
     ):
         path = f"notifiers.{name}"
-        if name in nodes:
-            other_file, other = nodes[name]
-            reader.problem(
-                file,
-                key_node,
-                path,
-                f'notifier "{name}" is already defined at {other_file}:{other.start_mark.line + 1}',
-            )
+        if not reader.claim(nodes, "notifier", name, file, key_node, path):
             continue
-        nodes[name] = (file, key_node)
         raw = reader.mapping(file, value_node, path, "a mapping with a type")
         values = {k: loader.construct_object(v, deep=True) for k, _, v in raw}
         kind = values.get("type")

@@ -20,7 +20,7 @@ from .control import METHOD_BY_NAME, Client, DaemonDown, Fault, FaultCode, descr
 from .errors import ConfigError, CronplusError, HistoryError, ScheduleError
 from .history import History
 from .model import Config
-from .paths import Paths, resolve
+from .paths import Paths, add_instance_arguments, resolve
 from .report import Record, iso_utc, run_record, status_from_history
 from .schedule import CronRule, Rule, build_rule, next_instants, upcoming, zone
 
@@ -432,15 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="daemon methods:\n" + describe_methods(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "-c",
-        "--config",
-        help="config file (default: /etc/cronplus.yaml, "
-        "or ~/.config/cronplus/cronplus.yaml with --user)",
-    )
-    parser.add_argument("--user", action="store_true", help="talk to your per-user instance")
-    parser.add_argument("--state-dir", help="where the history lives")
-    parser.add_argument("--runtime-dir", help="where the control socket lives")
+    add_instance_arguments(parser, "talk to your per-user instance")
     parser.add_argument("--version", action="version", version=f"cronplusctl {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True

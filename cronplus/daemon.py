@@ -34,7 +34,7 @@ from .limits import Cgroups, processes_of_run
 from .model import Config, Job, Outcome, RunState, ScheduleKind, ScheduleSpec, Trigger
 from .notify import Event, event_for, notifier_command
 from .operations import Operations
-from .paths import Paths, resolve
+from .paths import Paths, add_instance_arguments, resolve
 from .report import iso_utc
 from .runner import Runner, RunResult
 from .schedule import (
@@ -373,13 +373,7 @@ class Daemon:
         self.stopping = _Stopping(self.clock.monotonic() + grace)
         self.manager.stopping()
         for waiting in self.dispatcher.drop_waiting():
-            self.history.transition(
-                waiting.run_id,
-                RunState.SKIPPED,
-                OPEN,
-                ended=now.timestamp(),
-                reason="skipped: the daemon was stopping",
-            )
+            self._skip(waiting.run_id, now, "the daemon was stopping")
         running = len(self.runner.active) if self.runner else 0
         self.log.info("stopping", running=running, grace=grace)
 
@@ -473,13 +467,7 @@ class Daemon:
             if run is None or run.state != RunState.PENDING.value:
                 continue
             if job is None:
-                self.history.transition(
-                    run.id,
-                    RunState.SKIPPED,
-                    OPEN,
-                    ended=now.timestamp(),
-                    reason="skipped: the job is no longer configured",
-                )
+                self._skip(run.id, now, "the job is no longer configured")
                 continue
             self._offer(run.id, job, due.timestamp(), now)
 
@@ -559,18 +547,18 @@ class Daemon:
         assert self.history is not None
         verdict = self.dispatcher.submit(run_id, job, due)
         if verdict.decision is Decision.SKIP:
-            self.history.transition(
-                run_id,
-                RunState.SKIPPED,
-                OPEN,
-                ended=now.timestamp(),
-                reason=f"skipped: {verdict.reason}",
-            )
+            self._skip(run_id, now, verdict.reason)
             self.log.warning("run skipped", job=job.name, run_id=run_id, reason=verdict.reason)
         elif verdict.decision is Decision.REPLACE and self.runner is not None:
             for old in verdict.to_stop:
                 self.log.info("run replaced", job=job.name, run_id=old, by=run_id)
                 self.runner.stop(old, Outcome.INTERRUPTED, f"interrupted: replaced by run {run_id}")
+
+    def _skip(self, run_id: int, now: datetime, why: str) -> None:
+        assert self.history is not None
+        self.history.transition(
+            run_id, RunState.SKIPPED, OPEN, ended=now.timestamp(), reason=f"skipped: {why}"
+        )
 
     def start_allowed(self, now: datetime) -> None:
         """Start every waiting run the caps allow; their rows are written after the last start."""
@@ -598,15 +586,7 @@ class Daemon:
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="cronplus", description="The cronplus scheduler daemon.")
-    parser.add_argument(
-        "-c",
-        "--config",
-        help="config file (default: /etc/cronplus.yaml, "
-        "or ~/.config/cronplus/cronplus.yaml with --user)",
-    )
-    parser.add_argument("--user", action="store_true", help="run a per-user instance")
-    parser.add_argument("--state-dir", help="where the history lives")
-    parser.add_argument("--runtime-dir", help="where the control socket lives")
+    add_instance_arguments(parser, "run a per-user instance")
     parser.add_argument("--log-format", choices=logs.FORMATS, default="auto")
     parser.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="info"

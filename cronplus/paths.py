@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -25,6 +26,19 @@ class Paths:
     def history(self, configured: str = "") -> str:
         """The history file: `daemon.history` when set, else history.db in the state dir."""
         return configured or os.path.join(self.state_dir, "history.db")
+
+
+def add_instance_arguments(parser: argparse.ArgumentParser, user_help: str) -> None:
+    """The options that pick an instance, shared by cronplus and cronplusctl."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        help="config file (default: /etc/cronplus.yaml, "
+        "or ~/.config/cronplus/cronplus.yaml with --user)",
+    )
+    parser.add_argument("--user", action="store_true", help=user_help)
+    parser.add_argument("--state-dir", help="where the history lives")
+    parser.add_argument("--runtime-dir", help="where the control socket lives")
 
 
 def _xdg(variable: str, fallback: str) -> str:

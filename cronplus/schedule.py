@@ -313,18 +313,23 @@ def first_instant(wall: datetime, tz: ZoneInfo) -> datetime:
     # a gap: fold=1 gives an instant before the jump, fold=0 one after it
     low = int(wall.replace(tzinfo=tz, fold=1).timestamp())
     high = int(wall.replace(tzinfo=tz, fold=0).timestamp())
-    after_offset = _offset(high, tz)
-    while high - low > 1:
-        middle = (low + high) // 2
-        if _offset(middle, tz) == after_offset:
-            high = middle
-        else:
-            low = middle
-    return datetime.fromtimestamp(high, UTC)
+    return datetime.fromtimestamp(_change_between(low, high, tz), UTC)
 
 
 def _offset(epoch: int, tz: ZoneInfo) -> Optional[timedelta]:
     return datetime.fromtimestamp(epoch, tz).utcoffset()
+
+
+def _change_between(low: int, high: int, tz: ZoneInfo) -> int:
+    """The first second (epoch) in (low, high] with the offset in force at `high`."""
+    target = _offset(high, tz)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset(middle, tz) == target:
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 def _earliest_repeated_wall(after: datetime, tz: ZoneInfo) -> datetime:
@@ -339,13 +344,7 @@ def _earliest_repeated_wall(after: datetime, tz: ZoneInfo) -> datetime:
     assert before is not None and later is not None
     if later >= before:
         return end.astimezone(tz).replace(tzinfo=None)
-    while high - low > 1:
-        middle = (low + high) // 2
-        if _offset(middle, tz) == later:
-            high = middle
-        else:
-            low = middle
-    return datetime.fromtimestamp(high, tz).replace(tzinfo=None)
+    return datetime.fromtimestamp(_change_between(low, high, tz), tz).replace(tzinfo=None)
 
 
 def catch_up_instants(policy: str, missed: Sequence[datetime]) -> list[datetime]:
