@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Optional, Protocol
 
 UTC = timezone.utc
 
@@ -58,3 +58,14 @@ def to_epoch(instant: datetime) -> float:
 
 def from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def iso_utc(epoch: Optional[float]) -> Optional[str]:
+    """An instant as the JSON of the control socket and the CLI write it: ISO 8601, Z."""
+    if epoch is None:
+        return None
+    return (
+        datetime.fromtimestamp(epoch, UTC)
+        .strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        .replace(".000000Z", "Z")
+    )

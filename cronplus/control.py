@@ -10,7 +10,6 @@ is disconnected; it can never stall the daemon's loop.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import json
@@ -20,7 +19,10 @@ import socket
 import stat
 import struct
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    import asyncio
 
 MAX_REQUEST = 64 * 1024  # bytes in one request line
 READ_TIMEOUT = 10.0  # seconds a client may take to send a whole request
@@ -237,6 +239,8 @@ class ControlServer:
 
     async def start(self, mode: int) -> None:
         """Listen at `path` (mode 0666 for a system daemon, 0600 per user)."""
+        import asyncio  # only the daemon serves: cronplusctl never pays for asyncio
+
         directory = os.path.dirname(self.path)
         os.makedirs(directory, mode=0o755, exist_ok=True)
         if os.path.exists(self.path):
@@ -249,6 +253,7 @@ class ControlServer:
         os.chmod(self.path, mode)
 
     async def close(self) -> None:
+
         if self.server is not None:
             self.server.close()
             for task in list(self.connections):
@@ -259,6 +264,8 @@ class ControlServer:
             os.unlink(self.path)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import asyncio
+
         task = asyncio.current_task()
         assert task is not None
         self.connections.add(task)
@@ -293,6 +300,8 @@ class ControlServer:
     async def _read_request(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> Optional[bytes]:
+        import asyncio
+
         try:
             line = await asyncio.wait_for(reader.readuntil(b"\n"), READ_TIMEOUT)
         except asyncio.IncompleteReadError:
@@ -304,6 +313,8 @@ class ControlServer:
         return line
 
     async def _send(self, writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
+        import asyncio
+
         writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
         await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
 

@@ -25,7 +25,7 @@ from typing import Optional
 import structlog
 
 from . import __version__, config, logs
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, iso_utc
 from .control import ControlServer
 from .dispatch import Decision, Dispatcher, retry_delay
 from .errors import ConfigError, CronplusError, HistoryError
@@ -35,7 +35,6 @@ from .model import Config, Job, Outcome, RunState, ScheduleKind, ScheduleSpec, T
 from .notify import Event, event_for, notifier_command
 from .operations import Operations
 from .paths import Paths, add_instance_arguments, resolve
-from .report import iso_utc
 from .runner import Runner, RunResult
 from .schedule import (
     Rule,

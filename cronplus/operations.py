@@ -12,10 +12,11 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
+from .clock import iso_utc
 from .control import Access, Caller, Fault, FaultCode, Method
 from .history import History, Run
 from .model import Job, RunState, Trigger
-from .report import iso_utc, job_record, run_record
+from .report import job_record, run_record
 from .schedule import next_instants
 
 if TYPE_CHECKING:

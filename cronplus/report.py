@@ -10,22 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from .clock import iso_utc
 from .history import History, JobState, Run
 from .model import Config, Job
 from .schedule import build_rule, upcoming
 
 UTC = timezone.utc
 Record = dict[str, Any]
-
-
-def iso_utc(epoch: Optional[float]) -> Optional[str]:
-    if epoch is None:
-        return None
-    return (
-        datetime.fromtimestamp(epoch, UTC)
-        .strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        .replace(".000000Z", "Z")
-    )
 
 
 def run_record(run: Run, with_output: bool = False) -> Record:
