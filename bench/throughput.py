@@ -40,18 +40,21 @@ def main() -> None:
             done = db.execute(
                 "SELECT COUNT(*) FROM runs WHERE scheduled = ? AND state = 'succeeded'", (instant,)
             ).fetchone()[0]
+            open_runs = db.execute(
+                "SELECT COUNT(*) FROM runs WHERE scheduled = ? AND state IN ('pending', 'running')",
+                (instant,),
+            ).fetchone()[0]
             last_end = db.execute(
                 "SELECT MAX(ended) FROM runs WHERE scheduled = ?", (instant,)
             ).fetchone()[0]
             first_start = db.execute(
                 "SELECT MIN(started) FROM runs WHERE scheduled = ?", (instant,)
             ).fetchone()[0]
-            other = db.execute(
-                "SELECT COUNT(*) FROM runs WHERE scheduled = ? AND state NOT IN ('succeeded')",
-                (instant,),
+            total = db.execute(
+                "SELECT COUNT(*) FROM runs WHERE scheduled = ?", (instant,)
             ).fetchone()[0]
             db.close()
-            if done + other >= args.runs:
+            if total >= args.runs and open_runs == 0:
                 break
     finally:
         daemon.remove()
