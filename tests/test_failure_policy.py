@@ -12,6 +12,8 @@ from pathlib import Path
 from helpers import make_job
 from test_daemon_steps import T0, FakeRunner, make_daemon
 
+from cronplus.clock import FakeClock
+from cronplus.daemon import Daemon
 from cronplus.dispatch import retry_delay
 from cronplus.history import History
 from cronplus.model import Outcome, RunState, Trigger
@@ -56,12 +58,18 @@ def test_backoff_doubles_up_to_its_cap() -> None:
     assert retry_delay(narrow, 1, "timeout") == 30.0
 
 
-def test_a_failing_run_is_retried_after_the_backoff_then_reported(tmp_path: Path) -> None:
-    daemon, clock, runner = make_daemon(tmp_path, RETRYING)
+def first_run_fails(tmp_path: Path, text: str = RETRYING) -> tuple[Daemon, FakeClock, FakeRunner]:
+    """The hourly job fires once and its run 1 exits 1."""
+    daemon, clock, runner = make_daemon(tmp_path, text)
     clock.set(T0 + timedelta(hours=1))
     daemon.step(clock.now())
     runner.finish(1, Outcome.EXIT_CODE, code=1)
     daemon.step(clock.now())
+    return daemon, clock, runner
+
+
+def test_a_failing_run_is_retried_after_the_backoff_then_reported(tmp_path: Path) -> None:
+    daemon, clock, runner = first_run_fails(tmp_path)
     assert rows(daemon, "flaky") == [
         (1, "schedule", "failed", 1, None),
         (2, "retry", "pending", 2, 1),
@@ -97,11 +105,7 @@ def test_a_failing_run_is_retried_after_the_backoff_then_reported(tmp_path: Path
 
 
 def test_a_retry_waiting_for_its_backoff_survives_a_restart(tmp_path: Path) -> None:
-    daemon, clock, runner = make_daemon(tmp_path, RETRYING)
-    clock.set(T0 + timedelta(hours=1))
-    daemon.step(clock.now())
-    runner.finish(1, Outcome.EXIT_CODE, code=1)
-    daemon.step(clock.now())
+    daemon, clock, _ = first_run_fails(tmp_path)
     assert daemon.history is not None
     daemon.history.close()
     again, clock2, runner2 = make_daemon(
