@@ -277,3 +277,21 @@ def test_the_machines_own_crontabs_import_and_check(tmp_path: Path) -> None:
             expected = cron_runs(fields[:5], start, 10)
             got = next_instants(rule, start.replace(tzinfo=UTC), 10)
             assert [g.replace(tzinfo=None) for g in got] == expected, line
+
+
+def test_a_user_crontab_imported_for_a_named_user(tmp_path: Path) -> None:
+    crontab_file = tmp_path / "alice.crontab"
+    crontab_file.write_text("TZ=Europe/Paris\n0 7 * * 1-5 /usr/bin/wake-up\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "cronplus.ctl", "import", str(crontab_file), "--user", "nobody"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    job = yaml.safe_load(done.stdout)["jobs"]["wake-up"]
+    assert (job["user"], job["timezone"], job["env"]["TZ"]) == (
+        "nobody",
+        "Europe/Paris",
+        "Europe/Paris",
+    )
