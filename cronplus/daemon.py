@@ -296,8 +296,11 @@ class Daemon:
             time.sleep(timeout)
             await asyncio.sleep(0)  # still let the loop see what is ready
             return
+        # Linux lets a poll of T seconds end up to T/1000 late (0.1% timer slack, up to
+        # 100 ms): wake that much early, and the next turn sleeps the rest exactly.
+        early = min(timeout / 1000, 0.1) + PRECISE_WAKE
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout - PRECISE_WAKE)
+            await asyncio.wait_for(self.wake.wait(), timeout - early)
 
     def seconds_to_deadline(self, now: datetime) -> float:
         timeout = MAX_SLEEP
