@@ -1,4 +1,4 @@
-"""The only code that reads time.
+"""The only code that reads time, and the zones time is shown in.
 
 Everything else is handed `now` or a `Clock`, so tests drive schedules,
 the timer and the daemon's steps with a clock they set by hand.
@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from typing import Optional, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ScheduleError
 
 UTC = timezone.utc
 
@@ -52,14 +56,6 @@ class FakeClock:
         self.advance((instant.astimezone(UTC) - self._now).total_seconds())
 
 
-def to_epoch(instant: datetime) -> float:
-    return instant.timestamp()
-
-
-def from_epoch(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
 def iso_utc(epoch: Optional[float]) -> Optional[str]:
     """An instant as the JSON of the control socket and the CLI write it: ISO 8601, Z."""
     if epoch is None:
@@ -69,3 +65,12 @@ def iso_utc(epoch: Optional[float]) -> Optional[str]:
         .strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         .replace(".000000Z", "Z")
     )
+
+
+@cache
+def zone(name: str) -> ZoneInfo:
+    """The zone called `name`; raises ScheduleError for an unknown name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ScheduleError(f'unknown zone "{name}"') from exc

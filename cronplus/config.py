@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Protocol
 import yaml
 
 from . import convert
+from .clock import zone
 from .errors import ConfigError, ConfigProblem, ScheduleError
 from .model import (
     RETRYABLE,
@@ -33,7 +34,7 @@ from .model import (
     ScheduleSpec,
     Settings,
 )
-from .schedule import build_rule, zone
+from .schedule import build_rule
 
 
 class Loader(Protocol):

@@ -13,10 +13,9 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional
-from zoneinfo import ZoneInfo
 
 from . import __version__
-from .clock import SystemClock, iso_utc
+from .clock import SystemClock, iso_utc, zone
 from .control import METHOD_BY_NAME, Client, DaemonDown, Fault, FaultCode, describe_methods
 from .errors import ConfigError, CronplusError, HistoryError, ScheduleError
 from .paths import Paths, add_instance_arguments, resolve
@@ -59,7 +58,7 @@ def parse_instant(text: str, zone_name: str) -> datetime:
             f'--after "{text}": expected ISO 8601 such as 2026-03-07T12:00:00Z'
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_zone(zone_name))
+        moment = moment.replace(tzinfo=zone(zone_name))
     return moment.astimezone(UTC)
 
 
@@ -67,18 +66,11 @@ def local_time(stamp: Optional[str], zone_name: str) -> str:
     """An ISO UTC instant shown in the job's zone with its offset."""
     if not stamp:
         return "-"
-    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(_zone(zone_name))
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(zone(zone_name))
     moment = moment.replace(microsecond=0)
     name = moment.tzname() or ""
     abbreviation = "" if name[:1] in "+-" else f" {name}"  # "+0545" would repeat the offset
     return f"{moment:%Y-%m-%d %H:%M:%S}{moment.isoformat()[19:]}{abbreviation}"
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ValueError, KeyError) as exc:
-        raise ScheduleError(f'unknown zone "{name}"') from exc
 
 
 def table(
@@ -130,6 +122,8 @@ class Ctl:
             raise Fault(
                 FaultCode.NOT_ALLOWED, f"permission denied on {self.paths.socket}"
             ) from None
+        except OSError as exc:  # reset, timed out, closed without an answer
+            raise CronplusError(f"{self.paths.socket}: {exc}") from None
 
     def not_running_note(self) -> None:
         print(
@@ -214,15 +208,11 @@ class Ctl:
         return loaded.jobs[name]
 
     def _offline_next(self, name: str, count: int) -> tuple[str, list[Optional[str]]]:
-        from .schedule import build_rule, next_instants, upcoming
+        from .schedule import build_rule, upcoming_instants
 
         job = self._offline_job(name)
         rule = build_rule(job.schedule, job.timezone)
-        now = self.clock.now()
-        first = upcoming(rule, now, self._last_scheduled(name))
-        instants = [first] if first else []
-        if first is not None:
-            instants += next_instants(rule, first, count - 1, first)
+        instants = upcoming_instants(rule, self.clock.now(), self._last_scheduled(name), count)
         return job.timezone, [iso_utc(i.timestamp()) for i in instants]
 
     def _last_scheduled(self, name: str) -> Optional[float]:

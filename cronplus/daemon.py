@@ -30,8 +30,8 @@ from .control import ControlServer
 from .dispatch import Decision, Dispatcher, retry_delay
 from .errors import ConfigError, CronplusError, HistoryError
 from .history import History, Run
-from .limits import Cgroups, processes_of_run
-from .model import Config, Job, Outcome, RunState, ScheduleKind, ScheduleSpec, Trigger
+from .limits import Cgroups, orphans
+from .model import CatchUp, Config, Job, Outcome, RunState, ScheduleKind, ScheduleSpec, Trigger
 from .notify import Event, event_for, notifier_command
 from .operations import Operations
 from .paths import Paths, add_instance_arguments, resolve
@@ -80,7 +80,7 @@ class Daemon:
         self.stopping: Optional[_Stopping] = None
         self.wake: Optional[asyncio.Event] = None  # made in attach(), inside the running loop
         self.notifications: collections.deque[tuple[str, Event]] = collections.deque()
-        self._notifier_ids = itertools.count(-1, -1)  # notifier runs never touch the history
+        self._notifier_ids = itertools.count(-1, -1)  # apart from run ids; never in the history
         self._notifier_runs: dict[int, tuple[str, int]] = {}  # notifier run -> (name, run told of)
         self.started_at = clock.now().timestamp()
         self.manager = ServiceManager()
@@ -123,9 +123,6 @@ class Daemon:
             self.wake.set()
 
     def _on_exit(self, result: RunResult) -> None:
-        if result.run_id < 0:  # a notifier, not a run
-            self._notifier_done(result)
-            return
         self.results.append(result)
         if self.wake is not None:
             self.wake.set()
@@ -145,20 +142,23 @@ class Daemon:
         """Runs left open by a daemon that died: waiting retries are re-armed, the rest are lost.
 
         A lost run's processes may still be alive, orphaned: they are stopped (only
-        processes in the run's session that carry its run id), then the run is
-        retried as its job's policy says.
+        processes whose environment carries its run id), then the run is retried as
+        its job's policy says.
         """
         assert self.history is not None and self.config is not None
+        lost = []
         for run in self.history.open_runs():
             job = self.config.jobs.get(run.job)
             if run.trigger == Trigger.RETRY.value and run.state == "pending" and run.due and job:
                 self.retry_timer.set(str(run.id), datetime.fromtimestamp(run.due, UTC))
-                continue
-            if run.state == RunState.RUNNING.value or run.trigger != Trigger.RETRY.value:
-                for pid in processes_of_run(run.pid, run.id):
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
-                        self.log.warning("stopped an orphan", job=run.job, run_id=run.id, pid=pid)
+            else:
+                lost.append(run)
+        left_behind = orphans([run.id for run in lost])  # one walk of /proc for all of them
+        for run in lost:
+            for pid in left_behind[run.id]:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                    self.log.warning("stopped an orphan", job=run.job, run_id=run.id, pid=pid)
             reason = (
                 "lost: the daemon stopped while it was running"
                 if run.state == "running"
@@ -168,9 +168,9 @@ class Daemon:
                 run.id, RunState.LOST, OPEN, ended=now.timestamp(), reason=reason
             ):
                 self.log.warning("run lost", job=run.job, run_id=run.id, pid=run.pid)
-                lost = self.history.run(run.id)
-                if lost is not None:
-                    self.after_run(lost, "lost", now)
+                recorded = self.history.run(run.id)
+                if recorded is not None:
+                    self.after_run(recorded, "lost", now)
 
     def catch_up(self, now: datetime) -> None:
         """Runs missed while the daemon was down, as each job's `catch_up` says."""
@@ -178,7 +178,7 @@ class Daemon:
         states = self.history.job_states()
         for name, job in self.config.jobs.items():
             state = states.get(name)
-            if job.catch_up.value == "skip" or state is None or state.paused:
+            if job.catch_up is CatchUp.SKIP or state is None or state.paused:
                 continue
             if state.last_scheduled is None:
                 continue
@@ -270,8 +270,9 @@ class Daemon:
 
     def heartbeat(self) -> None:
         """Tell the service manager the loop is alive, and what it is doing."""
-        self.manager.heartbeat(self.clock.monotonic())
-        self.manager.status(self.status_line())
+        if self.manager.enabled:
+            self.manager.heartbeat(self.clock.monotonic())
+            self.manager.status(self.status_line())
 
     def status_line(self) -> str:
         jobs = len(self.config.jobs) if self.config else 0
@@ -391,7 +392,6 @@ class Daemon:
         while self.results:
             result = self.results.popleft()
             self.dispatcher.finished(result.run_id)
-            run = self.history.run(result.run_id)
             state = result.outcome.state
             self.history.transition(
                 result.run_id,
@@ -407,6 +407,7 @@ class Daemon:
                 peak_rss=result.peak_rss,
                 reason=result.reason,
             )
+            run = self.history.run(result.run_id)
             job_name = run.job if run else "?"
             level = "info" if state is RunState.SUCCEEDED else "warning"
             getattr(self.log, level)(
@@ -419,9 +420,7 @@ class Daemon:
                 output_bytes=result.output_bytes,
             )
             if run is not None:
-                finished = self.history.run(run.id)
-                if finished is not None:
-                    self.after_run(finished, result.outcome.value, now)
+                self.after_run(run, result.outcome.value, now)
                 self.history.prune(run.job, self.config.settings.keep_runs)
 
     def after_run(self, run: Run, outcome: str, now: datetime) -> None:
@@ -502,7 +501,7 @@ class Daemon:
             )
             notifier_run = next(self._notifier_ids)
             self._notifier_runs[notifier_run] = (name, event.run_id)
-            self.runner.start(notifier_run, job)
+            self.runner.start(notifier_run, job, self._notifier_done)
 
     def fire_due(self, now: datetime) -> list[tuple[Job, float]]:
         """Create a run for every job whose time has come; returns (job, instant) fired."""

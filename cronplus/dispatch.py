@@ -113,9 +113,6 @@ class Dispatcher:
         self._waiting_of.clear()
         return dropped
 
-    def running_count(self, job_name: str) -> int:
-        return self._running_of[job_name]
-
 
 def retry_delay(job: Job, attempt: int, outcome: str) -> Optional[float]:
     """Seconds before the next attempt of a run that ended with `outcome`, or None: no retry.

@@ -116,7 +116,7 @@ class History:
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise HistoryError(f"{path}: {exc}") from exc
 
     def close(self) -> None:
@@ -252,11 +252,14 @@ class History:
 
     def runs(self, job: str, limit: int = 20, failed_only: bool = False) -> list[Run]:
         """The newest runs of a job, newest first."""
-        where = "job = ?"
+        where, args = "job = ?", [job]
         if failed_only:
-            where += " AND state NOT IN ('succeeded', 'skipped', 'pending', 'running')"
+            failed = [s.value for s in RunState if s.failed]
+            where += f" AND state IN ({', '.join('?' for _ in failed)})"
+            args += failed
         rows = self.db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY id DESC LIMIT ?", (job, limit)
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY id DESC LIMIT ?",
+            (*args, limit),
         ).fetchall()
         return [Run(*row) for row in rows]
 
@@ -277,6 +280,3 @@ class History:
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN (SELECT last_run FROM jobs)"
         ).fetchall()
         return {row[1]: Run(*row) for row in rows}
-
-    def integrity(self) -> str:
-        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Optional
 
@@ -19,45 +20,51 @@ PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 SAMPLE_SECONDS = 0.25
 
 
-def session_rss(session: int) -> int:
-    """Resident bytes of every process in `session` (a run is its own session)."""
-    total = 0
+def _processes() -> Iterator[tuple[int, int]]:
+    """(pid, session id) of every process, from /proc; ones that end meanwhile are skipped."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return 0
+        return
     for entry in entries:
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as stat:
                 fields = stat.read().rsplit(b")", 1)[1].split()
-            if int(fields[3]) != session:  # field 6, the session id
-                continue
-            with open(f"/proc/{entry}/statm", "rb") as statm:
-                total += int(statm.read().split()[1]) * PAGE
-        except (OSError, IndexError, ValueError):
-            continue  # the process ended while we looked
-    return total
-
-
-def processes_of_run(session: Optional[int], run_id: int) -> list[int]:
-    """Pids whose environment names `run_id` (in `session`, when known): a lost run's orphans."""
-    marker = f"CRONPLUS_RUN_ID={run_id}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-            if session is not None and int(fields[3]) != session:
-                continue
-            with open(f"/proc/{entry}/environ", "rb") as environ:
-                if marker in environ.read().split(b"\0"):
-                    found.append(int(entry))
+            yield int(entry), int(fields[3])  # field 6 of stat, the session id
         except (OSError, IndexError, ValueError):
             continue
+
+
+def sessions_rss(sessions: Collection[int]) -> dict[int, int]:
+    """Resident bytes of every process in each of `sessions` (a run is its own session)."""
+    totals = dict.fromkeys(sessions, 0)
+    for pid, session in _processes():
+        if session in totals:
+            totals[session] += _resident(pid)
+    return totals
+
+
+def _resident(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0  # it ended while we looked
+
+
+def orphans(run_ids: Collection[int]) -> dict[int, list[int]]:
+    """Pids whose environment names one of `run_ids`: lost runs' processes, and no others."""
+    wanted = {f"CRONPLUS_RUN_ID={run_id}".encode(): run_id for run_id in run_ids}
+    found: dict[int, list[int]] = {run_id: [] for run_id in run_ids}
+    if not wanted:
+        return found
+    for pid, _ in _processes():
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as environ:
+            for variable in environ.read().split(b"\0"):
+                if variable in wanted:
+                    found[wanted[variable]].append(pid)
     return found
 
 

@@ -29,6 +29,11 @@ class RunState(str, enum.Enum):
     def final(self) -> bool:
         return self not in (RunState.PENDING, RunState.RUNNING)
 
+    @property
+    def failed(self) -> bool:
+        """Ended without succeeding: what `history --failed` lists and `retry` retries."""
+        return self.final and self not in (RunState.SUCCEEDED, RunState.SKIPPED)
+
 
 class Outcome(str, enum.Enum):
     """Why a run ended, as the runner saw it; `retry_on` speaks these names."""

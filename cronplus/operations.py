@@ -8,7 +8,6 @@ see and act on every job; anyone else only on jobs that run as them.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
@@ -17,21 +16,10 @@ from .control import Access, Caller, Fault, FaultCode, Method
 from .history import History, Run
 from .model import Job, RunState, Trigger
 from .report import job_record, run_record
-from .schedule import next_instants
+from .schedule import upcoming_instants
 
 if TYPE_CHECKING:
     from .daemon import Daemon
-
-RETRYABLE_STATES = {
-    s.value
-    for s in (
-        RunState.FAILED,
-        RunState.TIMED_OUT,
-        RunState.MEMORY_LIMIT,
-        RunState.LOST,
-        RunState.INTERRUPTED,
-    )
-}
 
 
 def may_act_on(caller: Caller, job_user: str | None) -> bool:
@@ -159,10 +147,8 @@ class Operations:
         job = self._job(caller, params["job"])
         rule = self.daemon.rules[job.name]
         state = self._history().job_states().get(job.name)
-        previous = None
-        if state is not None and state.last_scheduled is not None:
-            previous = datetime.fromtimestamp(state.last_scheduled, timezone.utc)
-        instants = next_instants(rule, self.daemon.clock.now(), params.get("count") or 5, previous)
+        last = state.last_scheduled if state else None
+        instants = upcoming_instants(rule, self.daemon.clock.now(), last, params.get("count") or 5)
         return {
             "job": job.name,
             "timezone": job.timezone,
@@ -185,13 +171,13 @@ class Operations:
             failed = self._run(caller, params["run_id"])
             if failed.job != job.name:
                 raise Fault(FaultCode.NO_SUCH_RUN, f'run {failed.id} is not a run of "{job.name}"')
-            if failed.state not in RETRYABLE_STATES:
+            if not RunState(failed.state).failed:
                 raise Fault(
                     FaultCode.NOTHING_TO_RETRY, f"run {failed.id} is {failed.state}, not failed"
                 )
         else:
             candidates = self._history().runs(job.name, limit=1, failed_only=True)
-            if not candidates or candidates[0].state not in RETRYABLE_STATES:
+            if not candidates:
                 raise Fault(FaultCode.NOTHING_TO_RETRY, f'"{job.name}" has no failed run to retry')
             failed = candidates[0]
         run_id = self.daemon.submit(

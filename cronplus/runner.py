@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .clock import Clock
-from .limits import SAMPLE_SECONDS, Cgroups, session_rss
+from .limits import SAMPLE_SECONDS, Cgroups, sessions_rss
 from .model import Job, Outcome
 from .notify import desktop_argv, session_environment
 
@@ -57,6 +57,7 @@ class ActiveRun:
     started_mono: float
     output_fd: int
     pidfd: Optional[int]
+    on_exit: Callable[[RunResult], None]
     tail: bytearray = field(default_factory=bytearray)
     output_bytes: int = 0
     stop_reason: Optional[Outcome] = None
@@ -141,24 +142,30 @@ class Runner:
         if not self._use_pidfd:
             loop.add_signal_handler(signal.SIGCHLD, self._reap_all)
 
-    def start(self, run_id: int, job: Job) -> Optional[int]:
-        """Start a run; returns its pid, or None when it failed to start (already reported)."""
+    def start(
+        self, run_id: int, job: Job, on_exit: Optional[Callable[[RunResult], None]] = None
+    ) -> Optional[int]:
+        """Start a run; returns its pid, or None when it failed to start (already reported).
+
+        Its result goes to `on_exit` when given (notifier runs), else to the runner's.
+        """
+        done = on_exit or self.on_exit
         started, mono = self.clock.now().timestamp(), self.clock.monotonic()
         try:
             process = self._spawn(run_id, job)
         except SpawnError as exc:
-            self._report_spawn_failure(run_id, started, mono, str(exc))
+            self._report_spawn_failure(run_id, mono, str(exc), done)
             return None
         except OSError as exc:
             detail = exc.strerror or str(exc)
             where = f": {exc.filename}" if exc.filename else ""
-            self._report_spawn_failure(run_id, started, mono, f"{detail}{where}")
+            self._report_spawn_failure(run_id, mono, f"{detail}{where}", done)
             return None
         assert process.stdout is not None
         output_fd = process.stdout.fileno()
         os.set_blocking(output_fd, False)
         pidfd = os.pidfd_open(process.pid) if self._use_pidfd else None
-        active = ActiveRun(run_id, job, process, started, mono, output_fd, pidfd)
+        active = ActiveRun(run_id, job, process, started, mono, output_fd, pidfd, done)
         self.active[run_id] = active
         self.loop.add_reader(output_fd, self._read_output, active)
         if pidfd is not None:
@@ -190,8 +197,9 @@ class Runner:
     def _sample_memory(self) -> None:
         self._sampler = None
         watched = [a for a in self.active.values() if a.watched and a.stop_reason is None]
+        used_by = sessions_rss([a.pid for a in watched])  # one walk of /proc for all of them
         for active in watched:
-            used = session_rss(active.pid)
+            used = used_by[active.pid]
             active.peak_sampled = max(active.peak_sampled, used)
             limit = active.job.memory_limit or 0
             if used > limit:
@@ -224,7 +232,9 @@ class Runner:
             extra_groups=os.getgrouplist(target.pw_name, target.pw_gid) if target else None,
         )
 
-    def _report_spawn_failure(self, run_id: int, started: float, mono: float, reason: str) -> None:
+    def _report_spawn_failure(
+        self, run_id: int, mono: float, reason: str, done: Callable[[RunResult], None]
+    ) -> None:
         result = RunResult(
             run_id=run_id,
             outcome=Outcome.SPAWN_FAILED,
@@ -233,7 +243,7 @@ class Runner:
             duration=self.clock.monotonic() - mono,
             reason=f"spawn-failed: {reason}",
         )
-        self.loop.call_soon(self.on_exit, result)
+        self.loop.call_soon(done, result)
 
     def stop(self, run_id: int, reason: Outcome, detail: str = "") -> None:
         """SIGTERM to the run's process group, SIGKILL after the job's kill_grace."""
@@ -270,10 +280,14 @@ class Runner:
         if not chunk:
             self.loop.remove_reader(active.output_fd)
             return
+        self._keep(active, chunk)
+
+    def _keep(self, active: ActiveRun, chunk: bytes) -> None:
+        """Count every byte, keep the tail: trimmed in batches, to the limit at the end."""
         active.output_bytes += len(chunk)
         active.tail += chunk
         limit = active.job.output_limit
-        if len(active.tail) > 2 * limit + READ_CHUNK:  # trim in batches, not on every read
+        if len(active.tail) > 2 * limit + READ_CHUNK:
             del active.tail[: len(active.tail) - limit]
 
     def _reap_all(self) -> None:
@@ -338,7 +352,7 @@ class Runner:
             reason=active.stop_detail or _reason(outcome, code, active.job),
             pid=active.pid,
         )
-        self.on_exit(result)
+        active.on_exit(result)
 
     def _drain(self, active: ActiveRun) -> None:
         """Read what the process wrote before it exited; stragglers holding the pipe are cut off."""
@@ -349,9 +363,7 @@ class Runner:
                 return
             if not chunk:
                 return
-            active.output_bytes += len(chunk)
-            active.tail += chunk
-            del active.tail[: max(0, len(active.tail) - active.job.output_limit)]
+            self._keep(active, chunk)
 
 
 def _peak_rss(usage: Optional[object]) -> Optional[int]:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Optional, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from croniter.croniter import CroniterBadCronError, CroniterBadDateError
 
+from .clock import zone
 from .errors import ScheduleError
 from .model import ScheduleKind, ScheduleSpec
 
@@ -53,15 +54,6 @@ class Rule(Protocol):
         `previous` is the last instant the job fired for; only rules measured
         from the last run use it.
         """
-
-
-@cache
-def zone(name: str) -> ZoneInfo:
-    """The zone called `name`; raises ScheduleError for an unknown name."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ScheduleError(f'unknown zone "{name}"') from exc
 
 
 def normalize_expression(text: str) -> str:
@@ -265,6 +257,16 @@ def upcoming(rule: Rule, now: datetime, last_fired: Optional[float]) -> Optional
     if previous is not None and previous > now:
         previous = None  # the clock went back: measure from now
     return rule.next_after(now, previous)
+
+
+def upcoming_instants(
+    rule: Rule, now: datetime, last_fired: Optional[float], count: int
+) -> list[datetime]:
+    """The next `count` runs of a job that last fired for `last_fired`, after `now`."""
+    first = upcoming(rule, now, last_fired)
+    if first is None:
+        return []
+    return [first, *next_instants(rule, first, count - 1, first)]
 
 
 def instants_between(

@@ -37,6 +37,10 @@ ALIASES = {
 }
 
 
+def number(token: str) -> int:
+    return NAMES[token.lower()] if token.lower() in NAMES else int(token)
+
+
 def expand(text: str, low: int, high: int) -> set[int]:
     """crontab(5)'s field syntax, written out again on purpose: the reference side."""
     values: set[int] = set()
@@ -46,9 +50,9 @@ def expand(text: str, low: int, high: int) -> set[int]:
             first, last = low, high
         elif "-" in base:
             a, b = base.split("-")
-            first, last = NAMES.get(a.lower(), None) or int(a), NAMES.get(b.lower(), None) or int(b)
+            first, last = number(a), number(b)
         else:
-            first = last = NAMES[base.lower()] if base.lower() in NAMES else int(base)
+            first = last = number(base)
         values.update(range(first, last + 1, int(step) if step else 1))
     return values
 
@@ -84,9 +88,7 @@ def import_text(text: str, system: bool = False) -> tuple[int, str, str]:
         code = main(["import", "-", *(["--system"] if system else [])])
         return code, sys.stdout.getvalue(), sys.stderr.getvalue()
     finally:
-        out, err = sys.stdout, sys.stderr
         sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
-        del out, err
 
 
 def jobs_of(yaml_text: str, tmp_path: Path) -> dict[str, object]:
@@ -241,7 +243,7 @@ def test_round_trip_gives_the_instants_cron_would(fields: str, tmp_path: Path) -
     rule = CronRule(job.schedule.expressions[0], zone_name)  # type: ignore[attr-defined]
     start = datetime(2026, 5, 1, 12, 0)
     expected = cron_runs(fields.split(), start, 25)
-    from cronplus.schedule import zone
+    from cronplus.clock import zone
 
     tz = zone(zone_name)
     got = next_instants(rule, start.replace(tzinfo=tz), 25)

@@ -35,8 +35,10 @@ class FakeRunner:
         self.killed: list[int] = []
         self.notified: list[Job] = []
 
-    def start(self, run_id: int, job: Job) -> int:
-        if run_id < 0:  # a notifier: kept apart from the runs
+    def start(
+        self, run_id: int, job: Job, on_exit: Callable[[RunResult], None] | None = None
+    ) -> int:
+        if on_exit is not None:  # a notifier: kept apart from the runs
             self.notified.append(job)
             return 20_000 - run_id
         self.active[run_id] = job

@@ -268,3 +268,23 @@ def test_a_bad_config_at_start_exits_non_zero_with_every_problem(tmp_path: Path)
     assert f"{config}:2:17: jobs.a.schedule:" in done.stderr
     assert f"{config}:3:14: jobs.b.every:" in done.stderr
     assert not (tmp_path / "s" / "history.db").exists()
+
+
+def test_a_state_directory_that_cannot_exist_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "cronplus.yaml"
+    config.write_text('jobs:\n  a: {schedule: "@daily", command: "true"}\n')
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    argv = [
+        sys.executable,
+        "-m",
+        "cronplus.daemon",
+        "-c",
+        str(config),
+        "--state-dir",
+        str(blocker / "s"),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, env=child_env(), timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"cronplus: {blocker / 's' / 'history.db'}: ")
+    assert "Traceback" not in done.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, ClassVar
 
 import pytest
-from test_end_to_end import DaemonProcess, daemon_factory
+from test_end_to_end import DaemonProcess, ctl, daemon_factory
 
 __all__ = ["daemon_factory"]  # the fixture, used by name below
 
@@ -39,8 +39,6 @@ def test_a_job_that_floods_its_output_keeps_the_daemon_and_history_small(
     ).start()
     assert daemon.process is not None
     before = resident_kib(daemon.process.pid)
-    from test_end_to_end import ctl
-
     assert ctl(tmp_path, "run", "flood").returncode == 0
     peak = before
     deadline = time.monotonic() + 120
@@ -142,8 +140,6 @@ def test_failure_notifiers_run_with_the_runs_facts(
             on_failure: [record, hook]
         """
     ).start()
-    from test_end_to_end import ctl
-
     run_id = json.loads(ctl(tmp_path, "run", "broken", "--json").stdout)["run_id"]
     daemon.wait_for(lambda: facts.exists() and facts.stat().st_size > 0 and bool(_Hooks.received))
     lines = dict(line.split("=", 1) for line in facts.read_text().splitlines())
@@ -172,8 +168,6 @@ def test_a_dead_webhook_is_logged_and_the_daemon_goes_on(
           broken: {schedule: "0 0 1 1 *", command: "exit 1", on_failure: [hook]}
         """
     ).start()
-    from test_end_to_end import ctl
-
     assert ctl(tmp_path, "run", "broken").returncode == 0
     daemon.wait_for(lambda: "notifier failed" in daemon.events())
     assert ctl(tmp_path, "status").returncode == 0

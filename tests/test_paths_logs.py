@@ -42,7 +42,7 @@ def test_user_instance_defaults_without_xdg(monkeypatch: pytest.MonkeyPatch) -> 
     assert paths.state_dir == paths.runtime_dir == "/home/bob/.local/state/cronplus"
 
 
-def test_flags_override(tmp_path: object) -> None:
+def test_flags_override() -> None:
     paths = resolve(False, config="/tmp/c.yaml", state_dir="/tmp/s")
     assert (paths.config, paths.state_dir, paths.runtime_dir) == ("/tmp/c.yaml", "/tmp/s", "/tmp/s")
 

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cronplus.schedule import CronRule, next_instants, zone
+from cronplus.clock import zone
+from cronplus.schedule import CronRule, next_instants
 
 UTC = timezone.utc
 
