@@ -249,21 +249,18 @@ def test_kill_9_leaves_no_run_open_after_the_next_start(
     assert "running" not in states and "pending" not in states
 
 
+def start_once(config: Path, state: Path) -> subprocess.CompletedProcess[str]:
+    """The daemon started on `config`, for a start that must fail at once."""
+    argv = [sys.executable, "-m", "cronplus.daemon", "-c", str(config), "--state-dir", str(state)]
+    return subprocess.run(argv, capture_output=True, text=True, env=child_env(), timeout=30)
+
+
 def test_a_bad_config_at_start_exits_non_zero_with_every_problem(tmp_path: Path) -> None:
     config = tmp_path / "cronplus.yaml"
     config.write_text(
         'jobs:\n  a: {schedule: "* * *", command: x}\n  b: {every: never, command: x}\n'
     )
-    argv = [
-        sys.executable,
-        "-m",
-        "cronplus.daemon",
-        "-c",
-        str(config),
-        "--state-dir",
-        str(tmp_path / "s"),
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, env=child_env(), timeout=30)
+    done = start_once(config, tmp_path / "s")
     assert done.returncode == 1
     assert f"{config}:2:17: jobs.a.schedule:" in done.stderr
     assert f"{config}:3:14: jobs.b.every:" in done.stderr
@@ -275,16 +272,7 @@ def test_a_state_directory_that_cannot_exist_is_a_message_not_a_traceback(tmp_pa
     config.write_text('jobs:\n  a: {schedule: "@daily", command: "true"}\n')
     blocker = tmp_path / "file"
     blocker.write_text("")
-    argv = [
-        sys.executable,
-        "-m",
-        "cronplus.daemon",
-        "-c",
-        str(config),
-        "--state-dir",
-        str(blocker / "s"),
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, env=child_env(), timeout=30)
+    done = start_once(config, blocker / "s")
     assert done.returncode == 1
     assert done.stderr.startswith(f"cronplus: {blocker / 's' / 'history.db'}: ")
     assert "Traceback" not in done.stderr
