@@ -6,6 +6,7 @@ the timer and the daemon's steps with a clock they set by hand.
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from functools import cache
@@ -22,7 +23,17 @@ class Clock(Protocol):
         """The current instant, timezone-aware in UTC."""
 
     def monotonic(self) -> float:
-        """Seconds on a clock that never steps, for measuring durations."""
+        """Seconds on a clock that never steps and stops while the machine sleeps."""
+
+    def boottime(self) -> float:
+        """Seconds on a clock that never steps and counts the time the machine slept."""
+
+
+# Linux counts sleep in CLOCK_BOOTTIME; macOS in CLOCK_MONOTONIC, where time.monotonic()
+# does not.  Elsewhere suspends are not told apart (the monotonic clock stands in).
+_BOOT_CLOCK = getattr(
+    time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC if sys.platform == "darwin" else None
+)
 
 
 class SystemClock:
@@ -31,6 +42,11 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def boottime(self) -> float:
+        if _BOOT_CLOCK is None:
+            return time.monotonic()
+        return time.clock_gettime(_BOOT_CLOCK)
 
 
 class FakeClock:
@@ -41,6 +57,7 @@ class FakeClock:
             raise ValueError("FakeClock needs an aware datetime")
         self._now = start.astimezone(UTC)
         self._mono = 1000.0
+        self._boot = 2000.0
 
     def now(self) -> datetime:
         return self._now
@@ -48,9 +65,22 @@ class FakeClock:
     def monotonic(self) -> float:
         return self._mono
 
+    def boottime(self) -> float:
+        return self._boot
+
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
         self._mono += seconds
+        self._boot += seconds
+
+    def step(self, seconds: float) -> None:
+        """Set the wall clock forward (or back, when negative), as NTP or `date -s` would."""
+        self._now += timedelta(seconds=seconds)
+
+    def suspend(self, seconds: float) -> None:
+        """Sleep the machine: the wall and boot-time clocks move, the monotonic one stands."""
+        self._now += timedelta(seconds=seconds)
+        self._boot += seconds
 
     def set(self, instant: datetime) -> None:
         self.advance((instant.astimezone(UTC) - self._now).total_seconds())

@@ -21,8 +21,8 @@ from .errors import ConfigError, CronplusError, HistoryError, ScheduleError
 from .paths import Paths, add_instance_arguments, resolve
 
 if TYPE_CHECKING:
-    from .history import History
     from .model import Config, Job
+    from .store import SqliteHistory
 
 # Commands answered by the daemon import no YAML, croniter or SQLite: the modules that
 # need them are imported where they are used, so `status` starts in a fraction of the time.
@@ -104,7 +104,7 @@ class Ctl:
         word = cell.strip().split(" ")[0]
         code = COLOURS.get(
             word,
-            "31" if word in ("failed", "timed-out", "memory-limit", "lost", "interrupted") else "",
+            "31" if word in ("failed", "timed-out", "memory-limit", "lost", "interrupted", "missed") else "",
         )
         return f"\033[{code}m{cell}\033[0m" if code else cell
 
@@ -137,10 +137,10 @@ class Ctl:
 
         return config.load(file or self.paths.config)
 
-    def offline_history(self, loaded: Config) -> History:
-        from .history import History
+    def offline_history(self, loaded: Config) -> SqliteHistory:
+        from .store import open_readonly
 
-        return History(self.paths.history(loaded.settings.history), readonly=True)
+        return open_readonly(self.paths.history(loaded.settings.history))
 
     def emit(self, value: Any, human: Callable[[], str]) -> None:
         self.out(json.dumps(value) if getattr(self.args, "json", False) else human())
@@ -245,7 +245,7 @@ class Ctl:
         for name in names:
             if name not in loaded.jobs:
                 raise Fault(FaultCode.NO_SUCH_JOB, f'no job named "{name}"')
-        history: Optional[History] = None
+        history: Optional[SqliteHistory] = None
         try:
             history = self.offline_history(loaded)
         except HistoryError as exc:
@@ -273,9 +273,11 @@ class Ctl:
                     "paused" if r["paused"] else local_time(r["next"], r["timezone"]),
                     last_text,
                     ",".join(str(i) for i in r["running"]) or "-",
+                    str(r.get("missed_last_day", 0)),
                 ]
             )
-        return table(["JOB", "SCHEDULE", "ZONE", "NEXT", "LAST", "RUNNING"], rows, self.paint)
+        headers = ["JOB", "SCHEDULE", "ZONE", "NEXT", "LAST", "RUNNING", "MISSED 24H"]
+        return table(headers, rows, self.paint)
 
     def history(self) -> int:
         try:

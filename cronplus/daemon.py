@@ -1,9 +1,12 @@
 """The daemon: wiring, the main loop, signals and reloads.
 
 The loop is a handful of named steps, each a method a test can call with a
-clock it controls: wait for the timer's deadline or an event → handle signals
-→ reap finished runs → fire due runs → start what the caps allow.  Signal
-handlers only record the signal and wake the loop.
+clock it controls: wait for the timer's deadline or an event → notice clock
+jumps → handle signals → reap finished runs → account for due instants → start
+what the caps allow → write the history → notify.  Signal handlers only record
+the signal and wake the loop.  Whole concerns live in modules of their own:
+accounting (every instant gets a row), planning (next instants, reloads, clock
+steps), recovery (after a crash), notifications, and the store.
 """
 
 from __future__ import annotations
@@ -12,48 +15,46 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import itertools
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
 
 import structlog
 
-from . import __version__, config, logs
+from . import __version__, accounting, config, logs
 from .clock import Clock, SystemClock, iso_utc
+from .clockwatch import THRESHOLD, ClockJump, ClockWatch
 from .control import ControlServer
 from .dispatch import Decision, Dispatcher, retry_delay
-from .errors import ConfigError, CronplusError, HistoryError
-from .history import History, Run
-from .limits import Cgroups, orphans
-from .model import CatchUp, Config, Job, Outcome, RunState, ScheduleKind, ScheduleSpec, Trigger
-from .notify import Event, event_for, notifier_command
+from .errors import ConfigError, ConfigProblem, CronplusError, HistoryError
+from .limits import Cgroups, boot_id
+from .model import Config, Job, Outcome, RunState, Trigger
+from .notifications import Notifications
+from .notify import Event, event_for
 from .operations import Operations
 from .paths import Paths, add_instance_arguments, resolve
+from .planning import Planner
+from .recovery import recover
 from .runner import Runner, RunResult
-from .schedule import (
-    Rule,
-    build_rule,
-    catch_up_instants,
-    instants_between,
-    stable_jitter,
-    upcoming,
-)
+from .schedule import Rule, stable_jitter
 from .servicemanager import ServiceManager
+from .store import OPEN_STATES, Run, RunStore, open_store
 from .timer import Timer
 
-# Longest sleep: a bound on how late a run can be after the wall clock is stepped.
+# Longest sleep: a bound on how late a run can be after the wall clock is stepped
+# where the kernel cannot tell the daemon at once.
 MAX_SLEEP = 300.0
+# Without a clock-set alarm, the longest sleep while a job is due within a minute.
+WATCHFUL_SLEEP = 1.0
 # Below this, wait() sleeps the rest exactly instead of polling, which is up to 1 ms late.
 PRECISE_WAKE = 0.002
-OPEN = (RunState.PENDING, RunState.RUNNING)
+OPEN = tuple(RunState(s) for s in OPEN_STATES)
 UTC = timezone.utc
-NO_SCHEDULE = ScheduleSpec(ScheduleKind.AT, at_local="1970-01-01T00:00")  # for notifier runs
+DAY = 86400.0
 
 
 @dataclass
@@ -69,32 +70,45 @@ class Daemon:
         self.default_zone = default_zone
         self.log = structlog.get_logger("cronplus")
         self.config: Optional[Config] = None
-        self.rules: dict[str, Rule] = {}
-        self.timer = Timer()
+        self.planner = Planner()
         self.retry_timer = Timer()  # waiting retries, keyed by the id of their pending run
         self.dispatcher = Dispatcher(16, {})
-        self.history: Optional[History] = None
+        self.history: Optional[RunStore] = None
         self.runner: Optional[Runner] = None
         self.signals: collections.deque[int] = collections.deque()
         self.results: collections.deque[RunResult] = collections.deque()
         self.stopping: Optional[_Stopping] = None
         self.wake: Optional[asyncio.Event] = None  # made in attach(), inside the running loop
-        self.notifications: collections.deque[tuple[str, Event]] = collections.deque()
-        self._notifier_ids = itertools.count(-1, -1)  # apart from run ids; never in the history
-        self._notifier_runs: dict[int, tuple[str, int]] = {}  # notifier run -> (name, run told of)
+        self.notifications = Notifications(self.log, self.poke)
+        self.clockwatch = ClockWatch(clock)
+        self.last_jump: Optional[tuple[float, ClockJump]] = None  # (when noticed, the jump)
         self.started_at = clock.now().timestamp()
+        self.boot_id = boot_id()
         self.manager = ServiceManager()
+
+    @property
+    def rules(self) -> dict[str, Rule]:
+        return self.planner.rules
+
+    @property
+    def timer(self) -> Timer:
+        return self.planner.timer
 
     # --- set-up ----------------------------------------------------------------------------
 
     def load(self) -> None:
         """Read the config and open the history; raises ConfigError or HistoryError."""
         self.config = self.read_config()
-        self.history = History(self.paths.history(self.config.settings.history))
         now = self.clock.now()
-        self._apply(self.config, now)
-        self.recover(now)
-        self.catch_up(now)
+        self.history = open_store(
+            self.paths.history(self.config.settings.history), now, self._report
+        )
+        self.notifications.store = self.history
+        self.dispatcher.reconfigure(self.config.settings.max_workers, self.config.settings.pools)
+        self.planner.apply(None, self.config, self.history, now)
+        for run in recover(self.history, self.config, self.retry_timer, now, self.log):
+            self.after_run(run, "lost", now)
+        self.flush(now)
         self.log.info(
             "started",
             version=__version__,
@@ -103,7 +117,11 @@ class Daemon:
             history=self.history.path,
         )
 
+    def _report(self, event: str, level: str = "info", **fields: Any) -> None:
+        getattr(self.log, level)(event, **fields)
+
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self.history is not None
         self.wake = asyncio.Event()
         cgroups = Cgroups.detect()
         if cgroups is not None:
@@ -112,115 +130,31 @@ class Daemon:
             except OSError as exc:
                 self.log.warning("cgroup unusable; memory limits use the watchdog", error=str(exc))
                 cgroups = None
-        self.runner = Runner(loop, self.clock, self._on_exit, cgroups)
+        self.runner = Runner(loop, self.clock, self._on_exit, cgroups, self.history.instance)
         self.log.info("memory limits", enforced_by="cgroup" if cgroups else "watchdog")
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
+        alarm = self.clockwatch.alarm
+        if alarm is not None:
+            loop.add_reader(alarm.fd, self._on_clock_set)
 
     def _on_signal(self, signum: int) -> None:
         self.signals.append(signum)
-        if self.wake is not None:
-            self.wake.set()
+        self.poke()
 
     def _on_exit(self, result: RunResult) -> None:
         self.results.append(result)
+        self.poke()
+
+    def _on_clock_set(self) -> None:
+        alarm = self.clockwatch.alarm
+        if alarm is not None and alarm.acknowledge():
+            self.poke()
+
+    def poke(self) -> None:
+        """Wake the loop so it acts on what a signal, a run or a control request changed."""
         if self.wake is not None:
             self.wake.set()
-
-    def _notifier_done(self, result: RunResult) -> None:
-        """A notifier that failed is logged and noted on the run; it fails nothing else."""
-        name, run_id = self._notifier_runs.pop(result.run_id, ("?", 0))
-        if result.outcome is Outcome.SUCCEEDED:
-            return
-        said = result.output[-300:].decode(errors="replace").strip().replace("\n", " | ")
-        note = f"notifier {name} failed: {result.reason}" + (f": {said}" if said else "")
-        self.log.warning("notifier failed", notifier=name, run_id=run_id, reason=note)
-        if self.history is not None and run_id:
-            self.history.add_note(run_id, note)
-
-    def recover(self, now: datetime) -> None:
-        """Runs left open by a daemon that died: waiting retries are re-armed, the rest are lost.
-
-        A lost run's processes may still be alive, orphaned: they are stopped (only
-        processes whose environment carries its run id), then the run is retried as
-        its job's policy says.
-        """
-        assert self.history is not None and self.config is not None
-        lost = []
-        for run in self.history.open_runs():
-            job = self.config.jobs.get(run.job)
-            if run.trigger == Trigger.RETRY.value and run.state == "pending" and run.due and job:
-                self.retry_timer.set(str(run.id), datetime.fromtimestamp(run.due, UTC))
-            else:
-                lost.append(run)
-        left_behind = orphans([run.id for run in lost])  # one walk of /proc for all of them
-        for run in lost:
-            for pid in left_behind[run.id]:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-                    self.log.warning("stopped an orphan", job=run.job, run_id=run.id, pid=pid)
-            reason = (
-                "lost: the daemon stopped while it was running"
-                if run.state == "running"
-                else "lost: the daemon stopped before it started"
-            )
-            if self.history.transition(
-                run.id, RunState.LOST, OPEN, ended=now.timestamp(), reason=reason
-            ):
-                self.log.warning("run lost", job=run.job, run_id=run.id, pid=run.pid)
-                recorded = self.history.run(run.id)
-                if recorded is not None:
-                    self.after_run(recorded, "lost", now)
-
-    def catch_up(self, now: datetime) -> None:
-        """Runs missed while the daemon was down, as each job's `catch_up` says."""
-        assert self.history is not None and self.config is not None
-        states = self.history.job_states()
-        for name, job in self.config.jobs.items():
-            state = states.get(name)
-            if job.catch_up is CatchUp.SKIP or state is None or state.paused:
-                continue
-            if state.last_scheduled is None:
-                continue
-            last = datetime.fromtimestamp(state.last_scheduled, UTC)
-            missed = instants_between(self.rules[name], last, now, last, limit=job.catch_up_limit)
-            chosen = catch_up_instants(job.catch_up.value, missed)
-            for instant in chosen:
-                self.log.info("catching up", job=name, scheduled=instant.isoformat())
-                self.submit(job, instant.timestamp(), Trigger.CATCH_UP, now)
-            if missed:
-                self.history.set_last_scheduled(name, missed[-1].timestamp())
-
-    def _apply(self, new: Config, now: datetime) -> None:
-        """Swap in a validated config; jobs whose schedule did not change keep their next run."""
-        assert self.history is not None
-        old = self.config if self.config is not new else None
-        states = self.history.job_states()
-        rules: dict[str, Rule] = {}
-        for name, job in new.jobs.items():
-            previous = old.jobs.get(name) if old else None
-            unchanged = (
-                previous is not None
-                and previous.schedule == job.schedule
-                and previous.timezone == job.timezone
-                and previous.jitter == job.jitter
-                and name in self.rules
-            )
-            rules[name] = self.rules[name] if unchanged else build_rule(job.schedule, job.timezone)
-            state = states.get(name)
-            if state is not None and state.paused:
-                self.timer.remove(name)
-            elif not unchanged or self.timer.next_of(name) is None:
-                last = state.last_scheduled if state else None
-                self._schedule(job, rules[name], now, last)
-        for name in set(self.rules) - set(new.jobs):
-            self.timer.remove(name)
-        self.rules = rules
-        self.config = new
-        self.dispatcher.reconfigure(new.settings.max_workers, new.settings.pools)
-
-    def _schedule(self, job: Job, rule: Rule, now: datetime, last: Optional[float]) -> None:
-        self.timer.set(job.name, upcoming(rule, now, last), stable_jitter(job.name, job.jitter))
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -240,8 +174,10 @@ class Daemon:
                 await self.wait()
         finally:
             await server.close()
+            self.clockwatch.close()
         self.log.info("stopped")
         if self.history is not None:
+            self.flush(self.clock.now())
             self.history.close()
         return 0
 
@@ -250,16 +186,19 @@ class Daemon:
 
     def step(self, now: datetime) -> bool:
         """One turn of the loop; False when the daemon has finished stopping."""
+        self.watch_clock(now)
         self.handle_signals(now)
         self.reap(now)
         if self.stopping is None:
             fired = self.fire_due(now)
             self.fire_retries(now)
+            self.flush(now)  # a run's row is written before its process starts
             self.start_allowed(now)
-            self.schedule_next(fired, now)
+            self.schedule_next(fired)
         else:
             self.stop_overdue()
-        self.send_notifications()
+        self.flush(now)
+        self.notifications.send(self.runner, self.config)
         self.heartbeat()
         return not (
             self.stopping is not None
@@ -284,6 +223,13 @@ class Daemon:
         if upcoming_run is not None:
             name, instant = upcoming_run
             line += f", next: {name} at {instant.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        failure = self.history.failure if self.history is not None else None
+        if failure is not None:
+            since = datetime.fromtimestamp(failure.since, UTC)
+            line += (
+                f"; HISTORY NOT WRITTEN since {since:%Y-%m-%d %H:%M:%S} UTC ({failure.error}),"
+                f" {self.history.unwritten if self.history else 0} records held in memory"
+            )
         return line
 
     async def wait(self) -> None:
@@ -307,7 +253,10 @@ class Daemon:
         timeout = MAX_SLEEP
         deadlines = [d for d in (self.timer.deadline(), self.retry_timer.deadline()) if d]
         if deadlines and self.stopping is None:
-            timeout = min(timeout, (min(deadlines) - now).total_seconds())
+            until = (min(deadlines) - now).total_seconds()
+            timeout = min(timeout, until)
+            if self.clockwatch.alarm is None and until <= 60:
+                timeout = min(timeout, WATCHFUL_SLEEP)  # notice a stepped clock within a second
         grace_left = self.stopping.deadline - self.clock.monotonic() if self.stopping else 0.0
         if self.stopping is not None and not self.stopping.fast and grace_left > 0:
             timeout = min(timeout, grace_left)
@@ -315,6 +264,46 @@ class Daemon:
         if ping is not None:
             timeout = min(timeout, ping)
         return max(0.0, timeout)
+
+    def watch_clock(self, now: datetime) -> None:
+        """A wall clock set back replans every job at once; a jump forward is a cause of misses."""
+        jump = self.clockwatch.observe()
+        if jump is None:
+            return
+        self.last_jump = (now.timestamp(), jump)
+        self.log.warning(
+            "clock jumped",
+            what=jump.describe(),
+            stepped=round(jump.stepped, 3),
+            suspended=round(jump.suspended, 3),
+        )
+        if jump.stepped <= -THRESHOLD and self.config is not None and self.history is not None:
+            self.planner.after_step_back(self.config, self.history, now, jump.stepped)
+            self._shift_retries(jump.stepped)
+
+    def _shift_retries(self, stepped: float) -> None:
+        """Waiting retries keep their real backoff when the wall clock goes back."""
+        assert self.history is not None
+        for run in self.history.open_runs():
+            if run.state == RunState.PENDING.value and run.due is not None:
+                due = run.due + stepped
+                self.history.transition(run.id, RunState.PENDING, (RunState.PENDING,), due=due)
+                if self.retry_timer.next_of(str(run.id)) is not None:
+                    self.retry_timer.set(str(run.id), datetime.fromtimestamp(due, UTC))
+
+    def flush(self, now: datetime) -> None:
+        """Write what changed; the failure notifiers hear when the history stops taking it."""
+        if self.history is None or self.config is None:
+            return
+        failing = self.history.failure is not None
+        written = self.history.flush(now)
+        if written == (not failing):
+            return
+        failure = self.history.failure
+        kind = "history-written" if written else "history-unwritten"
+        reason = failure.error if failure is not None else ""
+        event = Event(kind, "cronplus", 0, kind, 0, reason, None)
+        self.notifications.notify_failure_notifiers(self.config, event)
 
     def handle_signals(self, now: datetime) -> None:
         while self.signals:
@@ -325,7 +314,12 @@ class Daemon:
                 self.begin_stop(now)
 
     def reload(self, now: datetime) -> Optional[ConfigError]:
-        """Re-read the config; a bad file is rejected whole, returned, and the old one runs on."""
+        """Re-read the config (SIGHUP and `cronplusctl reload` alike); rejected whole or applied.
+
+        Instants already due fire under the schedule they were due by; a bad file is
+        returned and the old config runs on; nothing a file holds stops the daemon.
+        """
+        assert self.config is not None and self.history is not None
         self.manager.reloading()
         try:
             new = self.read_config()
@@ -335,7 +329,22 @@ class Daemon:
                 self.log.error("config problem", problem=str(problem))
             self.manager.ready(self.status_line())
             return exc
-        self._apply(new, now)
+        except Exception as exc:  # a reload must never take the daemon down
+            self.log.exception("reload failed", config=self.paths.config)
+            self.manager.ready(self.status_line())
+            problem = ConfigProblem(self.paths.config, 1, 1, "", f"cannot be read: {exc!r}")
+            return ConfigError([problem])
+        fired = self.fire_due(now)
+        for name in self.planner.changed(self.config, new):
+            nominal = self.timer.next_of(name)
+            job = self.config.jobs.get(name)
+            if job is not None and nominal is not None and nominal <= now:  # waiting for jitter
+                self.timer.remove(name)
+                fired.append((job, self.account(job, nominal, now)))
+        self.planner.apply(self.config, new, self.history, now)
+        self.config = new
+        self.dispatcher.reconfigure(new.settings.max_workers, new.settings.pools)
+        self.schedule_next(fired)
         self.log.info("reloaded", config=self.paths.config, jobs=len(new.jobs))
         self.manager.ready(self.status_line())
         return None
@@ -346,21 +355,10 @@ class Daemon:
         return config.load(self.paths.config, self.default_zone, require_root_owned=strict)
 
     def set_paused(self, job: Job, paused: bool) -> None:
-        """A paused job is not scheduled; its running runs go on."""
+        """A paused job's instants are recorded skipped; its running runs go on."""
         assert self.history is not None
         self.history.set_paused(job.name, paused)
-        if paused:
-            self.timer.remove(job.name)
-        else:
-            state = self.history.job_states().get(job.name)
-            last = state.last_scheduled if state else None
-            self._schedule(job, self.rules[job.name], self.clock.now(), last)
         self.log.info("paused" if paused else "resumed", job=job.name)
-
-    def poke(self) -> None:
-        """Wake the loop so it acts on what a control request changed."""
-        if self.wake is not None:
-            self.wake.set()
 
     def begin_stop(self, now: datetime) -> None:
         """First SIGTERM: start nothing new, give running jobs the grace; second: stop fast."""
@@ -430,13 +428,13 @@ class Daemon:
         if job is None or (self.stopping is not None and run.state == "interrupted"):
             return
         if run.state == RunState.SUCCEEDED.value:
-            self.notify(job.on_success, event_for("success", run))
+            self.notifications.notify(job.on_success, event_for("success", run))
             return
         if run.state in (RunState.SKIPPED.value, RunState.INTERRUPTED.value):
             return
         delay = retry_delay(job, run.attempt, outcome)
         if delay is None:
-            self.notify(job.on_failure, event_for("failure", run))
+            self.notifications.notify(job.on_failure, event_for("failure", run))
             return
         due = now.timestamp() + delay
         retry_id = self.history.create_run(
@@ -457,7 +455,7 @@ class Daemon:
             attempt=run.attempt + 1,
             delay=delay,
         )
-        self.notify(job.on_retry, event_for("retry", run, iso_utc(due)))
+        self.notifications.notify(job.on_retry, event_for("retry", run, iso_utc(due)))
 
     def fire_retries(self, now: datetime) -> None:
         """Hand every retry whose backoff has passed to the caps."""
@@ -472,59 +470,92 @@ class Daemon:
                 continue
             self._offer(run.id, job, due.timestamp(), now)
 
-    def notify(self, names: Sequence[str], event: Event) -> None:
-        for name in names:
-            self.notifications.append((name, event))
-
-    def send_notifications(self) -> None:
-        """Start queued notifier commands; they never count against the caps."""
-        if self.runner is None or self.config is None:
-            return
-        while self.notifications:
-            name, event = self.notifications.popleft()
-            notifier = self.config.notifiers.get(name)
-            if notifier is None:
-                continue
-            argv, env = notifier_command(notifier, event)
-            job = Job(
-                name=f"notifier:{name}",
-                schedule=NO_SCHEDULE,
-                timezone="UTC",
-                command=tuple(argv),
-                env=env,
-                timeout=60.0,
-                kill_grace=5.0,
-                output_limit=4096,
-            )
-            self.log.info(
-                "notifying", notifier=name, kind=event.kind, job=event.job, run_id=event.run_id
-            )
-            notifier_run = next(self._notifier_ids)
-            self._notifier_runs[notifier_run] = (name, event.run_id)
-            self.runner.start(notifier_run, job, self._notifier_done)
-
-    def fire_due(self, now: datetime) -> list[tuple[Job, float]]:
-        """Create a run for every job whose time has come; returns (job, instant) fired."""
-        assert self.history is not None and self.config is not None
-        fired: list[tuple[Job, float]] = []
-        due = self.timer.pop_due(now)
-        if not due:
-            return fired
-        with self.history.batch():  # one commit for every run due now, before any starts
-            for name, nominal in due:
-                job = self.config.jobs.get(name)
-                if job is None:
-                    continue
-                self.history.set_last_scheduled(name, nominal.timestamp())
-                self.submit(job, nominal.timestamp(), Trigger.SCHEDULE, now)
-                fired.append((job, nominal.timestamp()))
+    def fire_due(self, now: datetime) -> list[tuple[Job, accounting.Plan]]:
+        """Account for every instant that has come: start it, skip it, or record it missed."""
+        assert self.config is not None
+        fired: list[tuple[Job, accounting.Plan]] = []
+        for name, nominal in self.timer.pop_due(now):
+            job = self.config.jobs.get(name)
+            if job is not None:
+                fired.append((job, self.account(job, nominal, now)))
         return fired
 
-    def schedule_next(self, fired: list[tuple[Job, float]], now: datetime) -> None:
-        """The next run of each job that just fired: after the starts, so they are not delayed."""
-        for job, instant in fired:
-            if job.name in self.rules and self.timer.next_of(job.name) is None:
-                self._schedule(job, self.rules[job.name], now, instant)
+    def account(self, job: Job, first: datetime, now: datetime) -> accounting.Plan:
+        """Give each instant of `job` from `first` up to now its row, and start what is due."""
+        assert self.history is not None
+        state = self.history.job_states().get(job.name)
+        paused = bool(state and state.paused)
+        horizon = max(now - timedelta(seconds=stable_jitter(job.name, job.jitter)), first)
+        plan = accounting.plan(
+            self.rules[job.name], first, horizon, job.catch_up, job.catch_up_limit, not paused
+        )
+        if plan.folded or plan.missed or plan.catch_up:
+            self._record_missed(job, plan, first, horizon, now, paused)
+        for instant in plan.catch_up:
+            self.submit(job, instant.timestamp(), Trigger.CATCH_UP, now)
+        if plan.start is not None:
+            self.submit(job, plan.start.timestamp(), Trigger.SCHEDULE, now)
+        assert plan.last is not None
+        self.history.set_last_scheduled(job.name, plan.last.timestamp())
+        return plan
+
+    def _record_missed(
+        self,
+        job: Job,
+        plan: accounting.Plan,
+        first: datetime,
+        horizon: datetime,
+        now: datetime,
+        paused: bool,
+    ) -> None:
+        assert self.history is not None
+        state = RunState.SKIPPED if paused else RunState.MISSED
+        why = "skipped: paused" if paused else f"missed: {self.miss_cause(first, horizon)}"
+        stamp = now.timestamp()
+        folded = plan.folded
+        if folded is not None:
+            count = f"{folded.count}" if folded.exact else f"at least {folded.count}"
+            self.history.create_run(
+                job.name,
+                folded.first.timestamp(),
+                Trigger.SCHEDULE,
+                stamp,
+                state=state,
+                reason=f"{why} ({count} instants up to {iso_utc(folded.last.timestamp())})",
+                instants=folded.count,
+                scheduled_until=folded.last.timestamp(),
+            )
+        for instant in plan.missed:
+            self.history.create_run(
+                job.name, instant.timestamp(), Trigger.SCHEDULE, stamp, state=state, reason=why
+            )
+        missed = plan.instants - len(plan.catch_up) - (plan.start is not None)
+        self.log.warning(
+            "instants skipped" if paused else "instants missed",
+            job=job.name,
+            count=missed,
+            caught_up=len(plan.catch_up),
+            reason=why,
+        )
+        self.history.prune(job.name, self.config.settings.keep_runs if self.config else 1000)
+
+    def miss_cause(self, first: datetime, horizon: datetime) -> str:
+        """Why instants from `first` on were not reached in time."""
+        if first.timestamp() < self.started_at:
+            return "the daemon was down"
+        if self.last_jump is not None and self.last_jump[0] >= first.timestamp():
+            return self.last_jump[1].describe()
+        late = (horizon - first).total_seconds()
+        return f"the daemon's loop stalled for {late:.1f}s"
+
+    def schedule_next(self, fired: list[tuple[Job, accounting.Plan]]) -> None:
+        """The next instant of each job that fired: after the starts, so they are not delayed."""
+        for job, plan in fired:
+            rule = self.rules.get(job.name)
+            if rule is None or self.timer.next_of(job.name) is not None or plan.last is None:
+                continue
+            following = plan.following or rule.next_after(plan.last, plan.last)
+            self.timer.set(job.name, following, stable_jitter(job.name, job.jitter))
 
     def submit(
         self,
@@ -545,7 +576,6 @@ class Daemon:
 
     def _offer(self, run_id: int, job: Job, due: float, now: datetime) -> None:
         """Hand a recorded run to the caps: it waits, is skipped, or replaces a running one."""
-        assert self.history is not None
         verdict = self.dispatcher.submit(run_id, job, due)
         if verdict.decision is Decision.SKIP:
             self._skip(run_id, now, verdict.reason)
@@ -562,27 +592,30 @@ class Daemon:
         )
 
     def start_allowed(self, now: datetime) -> None:
-        """Start every waiting run the caps allow; their rows are written after the last start."""
+        """Start every waiting run the caps allow."""
         assert self.history is not None and self.runner is not None
-        started = []
         for waiting in self.dispatcher.startable():
-            pid = self.runner.start(waiting.run_id, waiting.job)
-            if pid is not None:  # else the spawn failure arrives through reap()
-                started.append((waiting, pid, self.clock.now().timestamp()))
-        if not started:
-            return
-        with self.history.batch():
-            for waiting, pid, at in started:
-                self.history.transition(
-                    waiting.run_id, RunState.RUNNING, (RunState.PENDING,), started=at, pid=pid
-                )
-                self.log.info(
-                    "run started",
-                    job=waiting.job.name,
-                    run_id=waiting.run_id,
-                    pid=pid,
-                    late_ms=round((at - waiting.due) * 1000, 1),
-                )
+            spawned = self.runner.start(waiting.run_id, waiting.job)
+            if spawned is None:  # the spawn failure arrives through reap()
+                continue
+            at = self.clock.now().timestamp()
+            self.history.transition(
+                waiting.run_id,
+                RunState.RUNNING,
+                (RunState.PENDING,),
+                started=at,
+                pid=spawned.pid,
+                start_ticks=spawned.start_ticks,
+                boot_id=self.boot_id,
+                cgroup=spawned.cgroup,
+            )
+            self.log.info(
+                "run started",
+                job=waiting.job.name,
+                run_id=waiting.run_id,
+                pid=spawned.pid,
+                late_ms=round((at - waiting.due) * 1000, 1),
+            )
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:

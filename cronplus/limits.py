@@ -54,20 +54,6 @@ def _resident(pid: int) -> int:
         return 0  # it ended while we looked
 
 
-def orphans(run_ids: Collection[int]) -> dict[int, list[int]]:
-    """Pids whose environment names one of `run_ids`: lost runs' processes, and no others."""
-    wanted = {f"CRONPLUS_RUN_ID={run_id}".encode(): run_id for run_id in run_ids}
-    found: dict[int, list[int]] = {run_id: [] for run_id in run_ids}
-    if not wanted:
-        return found
-    for pid, _ in _processes():
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as environ:
-            for variable in environ.read().split(b"\0"):
-                if variable in wanted:
-                    found[wanted[variable]].append(pid)
-    return found
-
-
 @dataclass
 class Cgroups:
     """A delegated cgroup v2 subtree: the daemon moves itself to a leaf, runs get siblings."""
@@ -152,3 +138,63 @@ def _read_key(path: str, key: str) -> int:
     except (OSError, ValueError):
         pass
     return 0
+
+
+@dataclass(frozen=True)
+class LostRun:
+    """What the history knows of a run a dead daemon left, to find its processes by."""
+
+    run_id: int
+    pid: Optional[int]
+    start_ticks: Optional[int]
+    boot_id: Optional[str]
+    cgroup: Optional[str]
+
+
+def boot_id() -> Optional[str]:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def process_start_ticks(pid: int) -> Optional[int]:
+    """When a process started, in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def leftover_processes(runs: Collection[LostRun], instance: str) -> dict[int, list[int]]:
+    """Pids that are provably these runs' processes, of this instance, and no others.
+
+    A process qualifies only in the same boot, started no earlier than its run, with
+    `CRONPLUS_INSTANCE` and `CRONPLUS_RUN_ID` of the run in its environment.
+    """
+    found: dict[int, list[int]] = {run.run_id: [] for run in runs}
+    current_boot = boot_id()
+    eligible = {
+        f"CRONPLUS_RUN_ID={run.run_id}".encode(): run
+        for run in runs
+        if run.boot_id is not None and run.boot_id == current_boot and run.start_ticks is not None
+    }
+    if not eligible:
+        return found
+    marker = f"CRONPLUS_INSTANCE={instance}".encode()
+    for pid, _ in _processes():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as environ:
+                variables = environ.read().split(b"\0")
+        except OSError:
+            continue
+        if marker not in variables:
+            continue
+        for variable in variables:
+            run = eligible.get(variable)
+            started = process_start_ticks(pid)
+            if run is not None and started is not None and started >= (run.start_ticks or 0):
+                found[run.run_id].append(pid)
+    return found

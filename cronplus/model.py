@@ -24,6 +24,7 @@ class RunState(str, enum.Enum):
     MEMORY_LIMIT = "memory-limit"
     INTERRUPTED = "interrupted"
     LOST = "lost"
+    MISSED = "missed"  # never started: the daemon was down, stalled, or the clock jumped over it
 
     @property
     def final(self) -> bool:
@@ -32,7 +33,7 @@ class RunState(str, enum.Enum):
     @property
     def failed(self) -> bool:
         """Ended without succeeding: what `history --failed` lists and `retry` retries."""
-        return self.final and self not in (RunState.SUCCEEDED, RunState.SKIPPED)
+        return self.final and self not in (RunState.SUCCEEDED, RunState.SKIPPED, RunState.MISSED)
 
 
 class Outcome(str, enum.Enum):

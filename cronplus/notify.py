@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from . import desktop, webhook
-from .history import Run
 from .model import Notification, Notifier
+from .store import Run
 
 OSASCRIPT_LINES = (
     "on run argv",

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import __version__
 from .clock import iso_utc
 from .control import Access, Caller, Fault, FaultCode, Method
-from .history import History, Run
 from .model import Job, RunState, Trigger
-from .report import job_record, run_record
+from .report import DAY, job_record, run_record
 from .schedule import upcoming_instants
+from .store import Run, RunStore
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -80,7 +80,7 @@ class Operations:
             raise Fault(FaultCode.BAD_ARGUMENTS, "give a job or all")
         return [self._job(caller, params["job"])]
 
-    def _history(self) -> History:
+    def _history(self) -> RunStore:
         assert self.daemon.history is not None
         return self.daemon.history
 
@@ -104,12 +104,13 @@ class Operations:
         else:
             jobs = [j for _, j in sorted(self._jobs().items()) if may_act_on(caller, j.user)]
         history = self._history()
+        now = self.daemon.clock.now()
         states, last = history.job_states(), history.last_runs()
+        missed = history.misses_since(now.timestamp() - DAY)
         running: dict[str, list[int]] = {}
         if self.daemon.runner is not None:
             for run_id, active in sorted(self.daemon.runner.active.items()):
                 running.setdefault(active.job.name, []).append(run_id)
-        now = self.daemon.clock.now()
         return [
             job_record(
                 j,
@@ -118,6 +119,7 @@ class Operations:
                 last.get(j.name),
                 running.get(j.name, []),
                 self.daemon.timer.next_of(j.name),
+                missed.get(j.name, 0),
             )
             for j in jobs
         ]

@@ -11,11 +11,12 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from .clock import iso_utc
-from .history import History, JobState, Run
 from .model import Config, Job
 from .schedule import build_rule, upcoming
+from .store import JobState, Run, SqliteHistory
 
 UTC = timezone.utc
+DAY = 86400.0
 Record = dict[str, Any]
 
 
@@ -37,6 +38,7 @@ def job_record(
     last: Optional[Run],
     running: list[int],
     next_run: Optional[datetime] = None,
+    missed: int = 0,
 ) -> Record:
     """A job's status; `next_run` is the daemon's own timer entry when it has one."""
     paused = bool(state and state.paused)
@@ -53,22 +55,32 @@ def job_record(
         "paused": paused,
         "last": run_record(last) if last else None,
         "running": running,
+        "missed_last_day": missed,
     }
 
 
 def status_from_history(
-    config: Config, history: Optional[History], now: datetime, names: list[str]
+    config: Config, history: Optional[SqliteHistory], now: datetime, names: list[str]
 ) -> list[Record]:
     """Job records from the history file alone (or none yet), for when the daemon is down."""
     states: dict[str, JobState] = {}
     last: dict[str, Run] = {}
     running: dict[str, list[int]] = {}
+    missed: dict[str, int] = {}
     if history is not None:
         states, last = history.job_states(), history.last_runs()
+        missed = history.misses_since(now.timestamp() - DAY)
         for run in history.open_runs():
             if run.state == "running":
                 running.setdefault(run.job, []).append(run.id)
     return [
-        job_record(config.jobs[name], now, states.get(name), last.get(name), running.get(name, []))
+        job_record(
+            config.jobs[name],
+            now,
+            states.get(name),
+            last.get(name),
+            running.get(name, []),
+            missed=missed.get(name, 0),
+        )
         for name in names
     ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .clock import Clock
-from .limits import SAMPLE_SECONDS, Cgroups, sessions_rss
+from .limits import SAMPLE_SECONDS, Cgroups, process_start_ticks, sessions_rss
 from .model import Job, Outcome
 from .notify import desktop_argv, session_environment
 
@@ -46,6 +46,15 @@ class RunResult:
     peak_rss: Optional[int] = None  # bytes
     reason: str = ""
     pid: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """A started run's process, as the history records it to know it again after a crash."""
+
+    pid: int
+    start_ticks: Optional[int]  # clock ticks since boot
+    cgroup: Optional[str]
 
 
 @dataclass
@@ -102,7 +111,7 @@ def identity(job: Job) -> tuple[Optional[pwd.struct_passwd], pwd.struct_passwd]:
 
 
 def environment(
-    job: Job, account: pwd.struct_passwd, switching: bool, run_id: int
+    job: Job, account: pwd.struct_passwd, switching: bool, run_id: int, instance: str = ""
 ) -> dict[str, str]:
     """A clean environment as cron gives, plus the job's own variables."""
     env = {
@@ -118,6 +127,7 @@ def environment(
         env.update(session_environment(account.pw_uid))  # the target user's own session bus
     env["CRONPLUS_JOB"] = job.name
     env["CRONPLUS_RUN_ID"] = str(run_id)
+    env["CRONPLUS_INSTANCE"] = instance
     env.update(job.env)  # the config keeps CRONPLUS_* for us; notifier runs set their own facts
     return env
 
@@ -131,8 +141,10 @@ class Runner:
         clock: Clock,
         on_exit: Callable[[RunResult], None],
         cgroups: Optional[Cgroups] = None,
+        instance: str = "",
     ) -> None:
         self.loop = loop
+        self.instance = instance
         self.clock = clock
         self.on_exit = on_exit
         self.cgroups = cgroups
@@ -144,8 +156,8 @@ class Runner:
 
     def start(
         self, run_id: int, job: Job, on_exit: Optional[Callable[[RunResult], None]] = None
-    ) -> Optional[int]:
-        """Start a run; returns its pid, or None when it failed to start (already reported).
+    ) -> Optional[Spawned]:
+        """Start a run; returns its process, or None when it failed to start (already reported).
 
         Its result goes to `on_exit` when given (notifier runs), else to the runner's.
         """
@@ -178,7 +190,7 @@ class Runner:
             )
         if job.memory_limit is not None:
             self._limit_memory(active, job.memory_limit)
-        return process.pid
+        return Spawned(process.pid, process_start_ticks(process.pid), active.cgroup)
 
     def _limit_memory(self, active: ActiveRun, limit: int) -> None:
         """A cgroup where the daemon has one delegated, else the watchdog."""
@@ -214,7 +226,7 @@ class Runner:
     def _spawn(self, run_id: int, job: Job) -> subprocess.Popen[bytes]:
         argv = command_argv(job)
         target, account = identity(job)
-        env = environment(job, account, target is not None, run_id)
+        env = environment(job, account, target is not None, run_id, self.instance)
         workdir = job.workdir or account.pw_dir or "/"
         if not os.path.isdir(workdir):
             raise SpawnError(f"working directory {workdir} does not exist")

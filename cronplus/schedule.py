@@ -46,6 +46,10 @@ _MAX_CANDIDATES = 10_000
 
 
 class Rule(Protocol):
+    # True when instants are nominal wall times that run once each (fixed-time cron
+    # expressions, `at:`): a wall clock set back must not run them again.
+    fixed: bool
+
     def next_after(
         self, after: datetime, previous: Optional[datetime] = None
     ) -> Optional[datetime]:
@@ -97,7 +101,7 @@ class CronRule:
     def __init__(self, expression: str, zone_name: str) -> None:
         self.expression = normalize_expression(expression)
         self.zone = zone(zone_name)
-        self.fixed_time = is_fixed_time(self.expression)
+        self.fixed = is_fixed_time(self.expression)
         try:
             day_or = days_either(self.expression)
             self._walls = croniter(self.expression, datetime(2000, 1, 1), day_or=day_or)
@@ -112,7 +116,7 @@ class CronRule:
     ) -> Optional[datetime]:
         after = after.astimezone(UTC)
         local = after.astimezone(self.zone).replace(tzinfo=None)
-        if self.fixed_time:
+        if self.fixed:
             for wall in self._walls_from(local):
                 instant = first_instant(wall, self.zone)
                 if instant > after:
@@ -165,6 +169,8 @@ class CronRule:
 class EveryRule:
     """`every: 20m`: one interval after the last run, or after `after` when there was none."""
 
+    fixed = False
+
     def __init__(self, seconds: float) -> None:
         if seconds <= 0:
             raise ScheduleError("an interval must be longer than zero")
@@ -184,6 +190,8 @@ class EveryRule:
 
 class AtRule:
     """`at:` a single wall time in the job's zone; none after it has passed."""
+
+    fixed = True
 
     def __init__(self, local: str, zone_name: str) -> None:
         try:
@@ -208,6 +216,7 @@ class AnyRule:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
+        self.fixed = all(rule.fixed for rule in self.rules)
 
     def next_after(
         self, after: datetime, previous: Optional[datetime] = None
@@ -254,9 +263,24 @@ def next_instants(
 def upcoming(rule: Rule, now: datetime, last_fired: Optional[float]) -> Optional[datetime]:
     """The next run of a job that last fired for `last_fired` (epoch seconds), after `now`."""
     previous = datetime.fromtimestamp(last_fired, UTC) if last_fired is not None else None
-    if previous is not None and previous > now:
-        previous = None  # the clock went back: measure from now
+    if previous is not None and previous > now:  # the clock went back past the last run
+        if rule.fixed:
+            return rule.next_after(previous, previous)  # a nominal time never runs twice
+        previous = None  # interval-like: go on from the new time
     return rule.next_after(now, previous)
+
+
+def first_unaccounted(rule: Rule, now: datetime, mark: Optional[float]) -> Optional[datetime]:
+    """The first instant with no row yet: the first after `mark`, the last one accounted for.
+
+    With no mark (a job never scheduled) it is the first instant after `now`.
+    """
+    if mark is None:
+        return rule.next_after(now)
+    previous = datetime.fromtimestamp(mark, UTC)
+    if previous > now and not rule.fixed:  # the clock went back: go on from the new time
+        return rule.next_after(now)
+    return rule.next_after(previous, previous)
 
 
 def upcoming_instants(

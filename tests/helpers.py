@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Optional
 
 from cronplus.clock import SystemClock
 from cronplus.limits import Cgroups
 from cronplus.model import Job, ScheduleKind, ScheduleSpec
 from cronplus.runner import Runner, RunResult
+from cronplus.store import RunStore, open_store
+
+
+@contextlib.contextmanager
+def history_file(path: Path) -> Iterator[RunStore]:
+    """A history file to fill before a daemon starts on it; written and closed on leaving."""
+    store = open_store(str(path), datetime.now(timezone.utc), lambda *_, **__: None)
+    yield store
+    assert store.flush(datetime.now(timezone.utc))
+    store.close()
 
 
 def make_job(name: str = "job", **values: Any) -> Job:

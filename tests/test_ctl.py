@@ -142,11 +142,14 @@ def _status_on_a_terminal(tmp_path: Path, extra_env: dict[str, str]) -> bytes:
     import subprocess
     import sys
 
-    from cronplus.history import History
-    from cronplus.model import RunState, Trigger
+    from datetime import datetime, timezone
 
-    history = History(str(tmp_path / "history.db"))
+    from cronplus.model import RunState, Trigger
+    from cronplus.store import open_store
+
+    history = open_store(str(tmp_path / "history.db"), datetime.now(timezone.utc), print)
     history.create_run("heartbeat", 1.0, Trigger.SCHEDULE, now=1.0, state=RunState.SUCCEEDED)
+    history.flush(datetime.now(timezone.utc))
     history.close()
     leader, follower = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}

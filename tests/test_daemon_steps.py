@@ -14,12 +14,13 @@ from typing import Callable
 
 import pytest
 
+from helpers import history_file
+
 from cronplus.clock import FakeClock
 from cronplus.daemon import MAX_SLEEP, Daemon
-from cronplus.history import History
 from cronplus.model import Job, Outcome, RunState, Trigger
 from cronplus.paths import resolve
-from cronplus.runner import RunResult
+from cronplus.runner import RunResult, Spawned
 
 UTC = timezone.utc
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -37,13 +38,13 @@ class FakeRunner:
 
     def start(
         self, run_id: int, job: Job, on_exit: Callable[[RunResult], None] | None = None
-    ) -> int:
+    ) -> Spawned:
         if on_exit is not None:  # a notifier: kept apart from the runs
             self.notified.append(job)
-            return 20_000 - run_id
+            return Spawned(20_000 - run_id, None, None)
         self.active[run_id] = job
         self.started.append((run_id, job.name))
-        return 10_000 + run_id
+        return Spawned(10_000 + run_id, None, None)
 
     def stop(self, run_id: int, reason: Outcome, detail: str = "") -> None:
         self.stopped.append((run_id, reason))
@@ -219,11 +220,10 @@ def test_no_run_starts_while_stopping(tmp_path: Path) -> None:
 
 
 def test_runs_left_open_by_a_dead_daemon_are_recorded_lost(tmp_path: Path) -> None:
-    history = History(str(tmp_path / "state" / "history.db"))
-    running = history.create_run("tick", 1.0, Trigger.SCHEDULE, now=1.0)
-    history.transition(running, RunState.RUNNING, (RunState.PENDING,), pid=999_999)
-    pending = history.create_run("tick", 2.0, Trigger.SCHEDULE, now=2.0)
-    history.close()
+    with history_file(tmp_path / "state" / "history.db") as history:
+        running = history.create_run("tick", 1.0, Trigger.SCHEDULE, now=1.0)
+        history.transition(running, RunState.RUNNING, (RunState.PENDING,), pid=999_999)
+        pending = history.create_run("tick", 2.0, Trigger.SCHEDULE, now=2.0)
     daemon, _, _ = make_daemon(tmp_path, EVERY_TEN_SECONDS)
     assert daemon.history is not None
     lost = [daemon.history.run(i) for i in (running, pending)]
@@ -235,16 +235,21 @@ def test_runs_left_open_by_a_dead_daemon_are_recorded_lost(tmp_path: Path) -> No
 
 def test_every_job_continues_from_the_last_run_in_the_history(tmp_path: Path) -> None:
     text = 'jobs:\n  stretch: {every: 20m, command: "true"}\n'
-    history = History(str(tmp_path / "state" / "history.db"))
-    history.set_last_scheduled("stretch", (T0 - timedelta(minutes=5)).timestamp())
-    history.close()
+    with history_file(tmp_path / "state" / "history.db") as history:
+        history.set_last_scheduled("stretch", (T0 - timedelta(minutes=5)).timestamp())
     daemon, _, _ = make_daemon(tmp_path, text)
     assert daemon.timer.next_of("stretch") == T0 + timedelta(minutes=15)
 
 
-def test_a_paused_job_is_not_scheduled(tmp_path: Path) -> None:
-    history = History(str(tmp_path / "state" / "history.db"))
-    history.set_paused("tick", True)
-    history.close()
-    daemon, _, _ = make_daemon(tmp_path, EVERY_TEN_SECONDS)
-    assert daemon.timer.next_of("tick") is None
+def test_a_paused_job_runs_nothing_and_each_instant_is_recorded_skipped(tmp_path: Path) -> None:
+    with history_file(tmp_path / "state" / "history.db") as history:
+        history.set_paused("tick", True)
+    daemon, clock, runner = make_daemon(tmp_path, EVERY_TEN_SECONDS)
+    for _ in range(3):
+        clock.advance(10)
+        daemon.step(clock.now())
+    assert runner.started == []
+    assert daemon.history is not None
+    runs = daemon.history.runs("tick")
+    assert [(r.state, r.reason) for r in runs] == [("skipped", "skipped: paused")] * 3
+    assert [r.scheduled for r in runs] == [(T0 + timedelta(seconds=s)).timestamp() for s in (30, 20, 10)]

@@ -9,13 +9,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from helpers import make_job
+from helpers import history_file, make_job
 from test_daemon_steps import T0, FakeRunner, make_daemon
 
 from cronplus.clock import FakeClock
 from cronplus.daemon import Daemon
 from cronplus.dispatch import retry_delay
-from cronplus.history import History
 from cronplus.model import Outcome, RunState, Trigger
 from cronplus.schedule import stable_jitter
 
@@ -145,43 +144,62 @@ HOURLY = 'jobs:\n  h: {{schedule: "0 * * * *", command: "true", catch_up: {polic
 
 
 def _with_last_run(tmp_path: Path, hours_ago: float) -> None:
-    history = History(str(tmp_path / "state" / "history.db"))
-    history.set_last_scheduled("h", (T0 - timedelta(hours=hours_ago)).timestamp())
-    history.close()
+    with history_file(tmp_path / "state" / "history.db") as history:
+        history.set_last_scheduled("h", (T0 - timedelta(hours=hours_ago)).timestamp())
+
+
+def _after_downtime(tmp_path: Path, policy: str) -> tuple[list[tuple[str, str, float]], FakeRunner]:
+    """The daemon starts 10 minutes after T0, the hourly job last ran 5 hours before T0."""
+    _with_last_run(tmp_path, 5)
+    daemon, clock, runner = make_daemon(
+        tmp_path, HOURLY.format(policy=policy), start=T0 + timedelta(minutes=10)
+    )
+    daemon.step(clock.now())
+    assert daemon.history is not None
+    assert daemon.history.job_states()["h"].last_scheduled == T0.timestamp()
+    assert daemon.timer.next_of("h") == T0 + timedelta(hours=1)
+    runs = reversed(daemon.history.runs("h"))
+    return [(r.trigger, r.state, (r.scheduled or 0) - T0.timestamp()) for r in runs], runner
+
+
+MISSED = ("schedule", "missed")
 
 
 def test_catch_up_once_runs_the_latest_missed_instant(tmp_path: Path) -> None:
-    _with_last_run(tmp_path, 5)
-    daemon, clock, runner = make_daemon(tmp_path, HOURLY.format(policy="once"))
-    daemon.step(clock.now())
-    assert daemon.history is not None
-    runs = daemon.history.runs("h")
-    assert [(r.trigger, r.scheduled) for r in runs] == [("catch-up", T0.timestamp())]
-    assert runner.started == [(runs[0].id, "h")]
-    assert daemon.history.job_states()["h"].last_scheduled == T0.timestamp()
+    rows, runner = _after_downtime(tmp_path, "once")
+    assert rows == [(*MISSED, -h * 3600.0) for h in (4, 3, 2, 1)] + [("catch-up", "running", 0.0)]
+    assert len(runner.started) == 1
 
 
 def test_catch_up_all_is_bounded_by_the_limit(tmp_path: Path) -> None:
-    _with_last_run(tmp_path, 5)
-    daemon, _, _ = make_daemon(tmp_path, HOURLY.format(policy="all"))
-    assert daemon.history is not None
-    scheduled = sorted(r.scheduled or 0 for r in daemon.history.runs("h"))
-    assert scheduled == [(T0 - timedelta(hours=1)).timestamp(), T0.timestamp()]
+    rows, runner = _after_downtime(tmp_path, "all")
+    assert rows == [(*MISSED, -h * 3600.0) for h in (4, 3, 2)] + [
+        ("catch-up", "running", -3600.0),
+        ("catch-up", "skipped", 0.0),  # overlap: the first catch-up run is still running
+    ]
 
 
-def test_catch_up_skip_runs_nothing(tmp_path: Path) -> None:
-    _with_last_run(tmp_path, 5)
-    daemon, _, _ = make_daemon(tmp_path, HOURLY.format(policy="skip"))
+def test_catch_up_skip_records_every_instant_missed(tmp_path: Path) -> None:
+    rows, runner = _after_downtime(tmp_path, "skip")
+    assert rows == [(*MISSED, -h * 3600.0) for h in (4, 3, 2, 1, 0)]
+    assert runner.started == []
+
+
+def test_an_instant_reached_soon_after_a_restart_still_runs(tmp_path: Path) -> None:
+    _with_last_run(tmp_path, 1)
+    daemon, clock, runner = make_daemon(
+        tmp_path, HOURLY.format(policy="skip"), start=T0 + timedelta(seconds=30)
+    )
+    daemon.step(clock.now())
     assert daemon.history is not None
-    assert daemon.history.runs("h") == []
-    assert daemon.timer.next_of("h") == T0 + timedelta(hours=1)
+    [run] = daemon.history.runs("h")
+    assert (run.trigger, run.state, run.scheduled) == ("schedule", "running", T0.timestamp())
 
 
 def test_a_lost_run_is_retried_by_policy(tmp_path: Path) -> None:
-    history = History(str(tmp_path / "state" / "history.db"))
-    lost = history.create_run("flaky", 1.0, Trigger.SCHEDULE, now=1.0)
-    history.transition(lost, RunState.RUNNING, (RunState.PENDING,), pid=2_000_000_000)
-    history.close()
+    with history_file(tmp_path / "state" / "history.db") as history:
+        lost = history.create_run("flaky", 1.0, Trigger.SCHEDULE, now=1.0)
+        history.transition(lost, RunState.RUNNING, (RunState.PENDING,), pid=2_000_000_000)
     daemon, clock, runner = make_daemon(tmp_path, RETRYING)
     assert rows(daemon, "flaky") == [
         (lost, "schedule", "lost", 1, None),

@@ -64,7 +64,7 @@ def test_hour_field_decides_the_kind() -> None:
     assert not is_fixed_time("0 * * * *")
     assert not is_fixed_time("0 */2 * * *")
     assert not is_fixed_time("0 0-23/3 * * *")
-    assert not CronRule("@hourly", "UTC").fixed_time
+    assert not CronRule("@hourly", "UTC").fixed
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,41 @@
+"""The run history: one interface for the daemon, the control socket and the CLI.
+
+`records` are the rows; `sqlite` keeps them in one SQLite file; `writebehind`
+holds what the daemon records in memory until the file takes it, so a full disk
+never stops the schedule.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .records import FAILED_STATES, OPEN_STATES, JobState, Run
+from .schema import SCHEMA_VERSION
+from .sqlite import SqliteHistory, open_daemon_history
+from .writebehind import Report, RunStore
+
+
+def open_store(path: str, now: datetime, report: Report) -> RunStore:
+    """The daemon's store; a damaged history file is moved aside and reported."""
+    backend, snapshot, moved = open_daemon_history(path, now)
+    if moved is not None:
+        report("history damaged; moved aside", level="error", history=path, moved_to=moved)
+    return RunStore(backend, snapshot, report)
+
+
+def open_readonly(path: str) -> SqliteHistory:
+    """The history as cronplusctl reads it when the daemon is down."""
+    return SqliteHistory(path, readonly=True)
+
+
+__all__ = [
+    "FAILED_STATES",
+    "OPEN_STATES",
+    "SCHEMA_VERSION",
+    "JobState",
+    "Run",
+    "RunStore",
+    "SqliteHistory",
+    "open_readonly",
+    "open_store",
+]

@@ -1,0 +1,312 @@
+"""The history in one SQLite file: WAL, forward migrations, private file modes.
+
+The daemon opens it writable and applies each batch of changes in one short
+transaction (`apply`); cronplusctl opens it read-only when the daemon is down.
+The file and its WAL and shared-memory files are readable by their owner only
+(0600, in a directory made 0700): other users read history through the daemon,
+which shows each of them only their own jobs.  A file SQLite cannot read as a
+database is moved aside, never deleted, and a fresh one is started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from ..errors import HistoryError
+from .records import FAILED_STATES, OPEN_STATES, RUN_COLUMNS, JobState, Run
+from .schema import SCHEMA_VERSION, SQLITE_MIGRATIONS
+
+FILE_MODE = 0o600
+DIRECTORY_MODE = 0o700
+COMPANIONS = ("-wal", "-shm")
+# The daemon's writes give up quickly when someone else holds the lock: they are kept
+# and written on the next turn, so a stray `sqlite3` shell can never stall the loop.
+WRITER_BUSY_MS = 100
+READER_BUSY_MS = 5000
+_SELECT = ", ".join(RUN_COLUMNS)
+_UPSERT_RUN = (
+    f"INSERT INTO runs ({_SELECT}) VALUES ({', '.join('?' for _ in RUN_COLUMNS)})"
+    " ON CONFLICT(id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "id")
+)
+
+
+@dataclass
+class Changes:
+    """Everything the daemon changed since its last write, applied as one transaction."""
+
+    runs: dict[int, Run] = field(default_factory=dict)  # whole rows, newest version
+    jobs: dict[str, JobState] = field(default_factory=dict)
+    notes: list[tuple[str, int]] = field(default_factory=list)  # (note, run id): rows not in memory
+    prune: dict[str, int] = field(default_factory=dict)  # job -> finished runs to keep
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.jobs or self.notes or self.prune or self.meta)
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """Whether SQLite says the file is not a database, or a damaged one."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name:
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def move_aside(path: str, now: datetime) -> str:
+    """Rename a damaged history (and its WAL and shared memory) out of the way; returns the name."""
+    stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = f"{path}.corrupt-{stamp}"
+    for suffix in ("", *COMPANIONS):
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(path + suffix, target + suffix)
+            os.chmod(target + suffix, FILE_MODE)
+    return target
+
+
+def _secure(path: str) -> None:
+    """Owner-only modes on the file and its companions, where this process owns them."""
+    for suffix in ("", *COMPANIONS):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            info = os.stat(path + suffix)
+            if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != FILE_MODE:
+                os.chmod(path + suffix, FILE_MODE)
+
+
+def _create_private(path: str) -> None:
+    """Make the file 0600 before SQLite opens it: its WAL and shared memory copy that mode."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=DIRECTORY_MODE)
+    descriptor = os.open(path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+    os.close(descriptor)
+
+
+class SqliteHistory:
+    """One SQLite history file; writable for the daemon, read-only for the CLI."""
+
+    def __init__(self, path: str, readonly: bool = False) -> None:
+        self.path = path
+        self.readonly = readonly
+        try:
+            self.db = self._connect()
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+            if not readonly:
+                _secure(path)
+        except PermissionError as exc:
+            raise HistoryError(f"{path}: {exc.strerror}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and is_corrupt(exc):
+                raise CorruptHistory(f"{path}: {exc}") from exc
+            raise HistoryError(f"{path}: {_explain(exc, readonly)}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.readonly:
+            _create_private(self.path)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout = {WRITER_BUSY_MS}")
+            return db
+        if not os.path.exists(self.path):
+            raise HistoryError(f"{self.path}: no history yet (the daemon has not run)")
+        if not os.access(self.path, os.R_OK):
+            raise HistoryError(
+                f"{self.path}: permission denied: the history is readable by its owner only;"
+                " ask the running daemon, or read it as its owner"
+            )
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+        db.execute(f"PRAGMA busy_timeout = {READER_BUSY_MS}")
+        try:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.OperationalError:
+            # A reader that may not create the shared-memory file next to a WAL database
+            # cannot open it read-only; with no daemon and no WAL left, the file is whole.
+            db.close()
+            if os.path.exists(self.path + "-wal"):
+                raise
+            db = sqlite3.connect(f"file:{self.path}?immutable=1", uri=True, isolation_level=None)
+        return db
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise HistoryError(
+                f"{self.path}: schema version {version} is newer than this cronplus"
+                f" understands ({SCHEMA_VERSION})"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if self.readonly:
+            raise HistoryError(
+                f"{self.path}: schema version {version} needs the daemon to upgrade it"
+            )
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for number in range(version, SCHEMA_VERSION):
+                for statement in SQLITE_MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def apply(self, changes: Changes) -> None:
+        """Write one batch of changes in one transaction; raises sqlite3.Error or OSError."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(_UPSERT_RUN, [_row(run) for run in changes.runs.values()])
+            db.executemany(
+                "INSERT INTO jobs (name, last_scheduled, last_run, paused) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET last_scheduled = excluded.last_scheduled,"
+                " last_run = excluded.last_run, paused = excluded.paused",
+                [
+                    (j.name, j.last_scheduled, j.last_run, int(j.paused))
+                    for j in changes.jobs.values()
+                ],
+            )
+            db.executemany(
+                "UPDATE runs SET notes = CASE WHEN notes = '' THEN ?1"
+                " ELSE notes || char(10) || ?1 END WHERE id = ?2",
+                changes.notes,
+            )
+            db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                list(changes.meta.items()),
+            )
+            for job, keep in changes.prune.items():
+                db.execute(
+                    "DELETE FROM runs WHERE job = ? AND state NOT IN (?, ?) AND id < ("
+                    " SELECT id FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (job, *OPEN_STATES, job, keep - 1),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+
+    def meta(self, key: str) -> Optional[str]:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _runs(self, where: str, args: Iterable[Any] = ()) -> list[Run]:
+        rows = self.db.execute(f"SELECT {_SELECT} FROM runs {where}", tuple(args)).fetchall()
+        return [Run(*row) for row in rows]
+
+    def run(self, run_id: int) -> Optional[Run]:
+        found = self._runs("WHERE id = ?", (run_id,))
+        return found[0] if found else None
+
+    def runs(self, job: str, limit: int = 20, failed_only: bool = False) -> list[Run]:
+        """The newest runs of a job, newest first."""
+        if failed_only:
+            marks = ", ".join("?" for _ in FAILED_STATES)
+            return self._runs(
+                f"WHERE job = ? AND state IN ({marks}) ORDER BY id DESC LIMIT ?",
+                (job, *FAILED_STATES, limit),
+            )
+        return self._runs("WHERE job = ? ORDER BY id DESC LIMIT ?", (job, limit))
+
+    def open_runs(self) -> list[Run]:
+        """Runs still pending or running: after a crash, the ones that were lost."""
+        return self._runs("WHERE state IN (?, ?) ORDER BY id", OPEN_STATES)
+
+    def job_states(self) -> dict[str, JobState]:
+        rows = self.db.execute("SELECT name, last_scheduled, last_run, paused FROM jobs").fetchall()
+        return {r[0]: JobState(r[0], r[1], r[2], bool(r[3])) for r in rows}
+
+    def last_runs(self, names: Optional[Sequence[str]] = None) -> dict[str, Run]:
+        """The latest finished run of every job (or of `names`), by name."""
+        runs = self._runs("WHERE id IN (SELECT last_run FROM jobs)")
+        return {r.job: r for r in runs if names is None or r.job in names}
+
+    def misses_since(self, since: float) -> dict[str, int]:
+        """Missed instants per job scheduled at or after `since`."""
+        rows = self.db.execute(
+            "SELECT job, SUM(instants) FROM runs WHERE state = 'missed'"
+            " AND COALESCE(scheduled_until, scheduled) >= ? GROUP BY job",
+            (since,),
+        ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def largest_run_id(self) -> int:
+        row = self.db.execute(
+            "SELECT MAX(m) FROM (SELECT MAX(id) AS m FROM runs"
+            " UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'runs')"
+        ).fetchone()
+        return int(row[0] or 0)
+
+
+class CorruptHistory(HistoryError):
+    """SQLite cannot read the file as a history: it is moved aside and a fresh one started."""
+
+
+def _row(run: Run) -> tuple[Any, ...]:
+    return tuple(getattr(run, column) for column in RUN_COLUMNS)
+
+
+def _explain(exc: BaseException, readonly: bool) -> str:
+    text = str(exc)
+    if "readonly" in text and readonly:
+        return f"{text} (its directory must be writable by the reader, or the daemon running)"
+    return text
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the daemon reads once at start: the rest it keeps in memory."""
+
+    instance: Optional[str]
+    largest_run_id: int
+    open_runs: list[Run]
+    job_states: dict[str, JobState]
+
+
+def open_daemon_history(path: str, now: datetime) -> tuple[SqliteHistory, Snapshot, Optional[str]]:
+    """The daemon's history and what it holds; a damaged file is moved aside (its new name)."""
+    try:
+        history, snapshot = _open_with_snapshot(path)
+        return history, snapshot, None
+    except CorruptHistory:
+        moved = move_aside(path, now)
+    history, snapshot = _open_with_snapshot(path)
+    return history, snapshot, moved
+
+
+def _open_with_snapshot(path: str) -> tuple[SqliteHistory, Snapshot]:
+    history = SqliteHistory(path)
+    try:
+        snapshot = Snapshot(
+            history.meta("instance"),
+            history.largest_run_id(),
+            history.open_runs(),
+            history.job_states(),
+        )
+    except sqlite3.Error as exc:
+        history.close()
+        if isinstance(exc, sqlite3.DatabaseError) and is_corrupt(exc):
+            raise CorruptHistory(f"{path}: {exc}") from exc
+        raise HistoryError(f"{path}: {exc}") from exc
+    return history, snapshot

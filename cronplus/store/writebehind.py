@@ -1,0 +1,318 @@
+"""What the daemon records, held in memory until the history file takes it.
+
+Scheduling never waits on the disk: every change lands in memory first and is
+written at the loop's flush points, one transaction each.  When the file cannot
+be written (a full disk, a read-only file system, an I/O error, a lock someone
+else holds) the changes stay in memory and are written as soon as the file
+accepts them; jobs run on meanwhile.  What stays in memory is bounded: at most
+MAX_UNWRITTEN_RUNS rows and MAX_UNWRITTEN_OUTPUT bytes of captured output; past
+those, output is dropped first (the byte count is kept), then the oldest
+finished rows, and the count of dropped rows is logged.  Runs still pending or
+running are always kept: the daemon needs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from secrets import token_hex
+from typing import Any, Callable, Optional, TypeVar
+
+from ..errors import HistoryError
+from ..model import RunState, Trigger
+from .records import JobState, Run
+from .sqlite import Changes, Snapshot, SqliteHistory, is_corrupt, move_aside
+
+MAX_UNWRITTEN_RUNS = 10_000
+MAX_UNWRITTEN_OUTPUT = 32 << 20
+REPORT_EVERY = 60.0  # seconds between log lines about a history that stays unwritable
+OUTPUT_DROPPED = "output not kept: the history could not be written for too long"
+
+Report = Callable[..., None]
+T = TypeVar("T")
+
+
+@dataclass
+class WriteFailure:
+    since: float  # epoch seconds of the first failed write
+    error: str
+    reported: float  # when it was last logged
+    dropped: int = 0  # rows given up to keep memory bounded
+
+
+class RunStore:
+    """The daemon's history: memory in front, the file behind."""
+
+    def __init__(self, backend: SqliteHistory, snapshot: Snapshot, report: Report) -> None:
+        self.backend = backend
+        self.report = report
+        self._next_id = snapshot.largest_run_id + 1
+        self._open = {run.id: run for run in snapshot.open_runs}
+        self._jobs = dict(snapshot.job_states)
+        self._pending = Changes()
+        self._pending_output = 0
+        self.failure: Optional[WriteFailure] = None
+        if snapshot.instance is None:
+            self.instance = token_hex(8)
+            self._pending.meta["instance"] = self.instance
+        else:
+            self.instance = snapshot.instance
+
+    @property
+    def path(self) -> str:
+        return self.backend.path
+
+    @property
+    def unwritten(self) -> int:
+        return len(self._pending.runs)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # --- recording -------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        job: str,
+        scheduled: Optional[float],
+        trigger: Trigger,
+        now: float,
+        state: RunState = RunState.PENDING,
+        attempt: int = 1,
+        first_run: Optional[int] = None,
+        reason: str = "",
+        due: Optional[float] = None,
+        instants: int = 1,
+        scheduled_until: Optional[float] = None,
+    ) -> int:
+        run_id = self._next_id
+        self._next_id += 1
+        run = Run(
+            id=run_id,
+            job=job,
+            scheduled=scheduled,
+            trigger=trigger.value,
+            attempt=attempt,
+            first_run=first_run,
+            state=state.value,
+            reason=reason,
+            pid=None,
+            created=now,
+            started=None,
+            ended=now if state.final else None,
+            exit_code=None,
+            signal=None,
+            duration=None,
+            output=None,
+            output_bytes=0,
+            peak_rss=None,
+            due=due,
+            notes="",
+            instants=instants,
+            scheduled_until=scheduled_until,
+        )
+        self._record(run)
+        return run_id
+
+    def transition(
+        self, run_id: int, state: RunState, expected: Iterable[RunState], **fields: Any
+    ) -> bool:
+        """Move an open run to `state` only if it is in one of `expected`; write `fields` with it.
+
+        Only open runs can move, and the daemon holds every open run: a row can never
+        move back from a final state.
+        """
+        run = self._open.get(run_id)
+        if run is None or run.state not in {s.value for s in expected}:
+            return False
+        self._record(dataclasses.replace(run, state=state.value, **fields))
+        return True
+
+    def _record(self, run: Run) -> None:
+        old = self._pending.runs.get(run.id)
+        self._pending_output += len(run.output or b"") - len((old.output if old else None) or b"")
+        self._pending.runs[run.id] = run
+        if run.open:
+            self._open[run.id] = run
+            return
+        self._open.pop(run.id, None)
+        state = self._jobs.get(run.job) or JobState(run.job, None, None, False)
+        if state.last_run is None or run.id > state.last_run:
+            self._set_job(dataclasses.replace(state, last_run=run.id))
+
+    def _set_job(self, state: JobState) -> None:
+        self._jobs[state.name] = state
+        self._pending.jobs[state.name] = state
+
+    def set_last_scheduled(self, job: str, instant: float) -> None:
+        state = self._jobs.get(job) or JobState(job, None, None, False)
+        self._set_job(dataclasses.replace(state, last_scheduled=instant))
+
+    def set_paused(self, job: str, paused: bool) -> None:
+        state = self._jobs.get(job) or JobState(job, None, None, False)
+        self._set_job(dataclasses.replace(state, paused=paused))
+
+    def add_note(self, run_id: int, note: str) -> None:
+        """Append a line to a run's notes, such as a notifier that failed."""
+        run = self._pending.runs.get(run_id) or self._open.get(run_id)
+        if run is None:
+            self._pending.notes.append((note, run_id))
+            return
+        notes = f"{run.notes}\n{note}" if run.notes else note
+        self._record(dataclasses.replace(run, notes=notes))
+
+    def prune(self, job: str, keep: int) -> None:
+        """Keep only the newest `keep` finished runs of `job`, at the next write."""
+        self._pending.prune[job] = keep
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def flush(self, now: datetime) -> bool:
+        """Write what changed; False when it stays in memory for a later try."""
+        if not self._pending:
+            return True
+        try:
+            self._write()
+        except (sqlite3.Error, OSError, HistoryError) as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and is_corrupt(exc):
+                return self._start_fresh(now, exc)
+            self._failed(now, exc)
+            return False
+        self._written(now)
+        return True
+
+    def _write(self) -> None:
+        self.backend.apply(self._pending)
+
+    def _written(self, now: datetime) -> None:
+        if self.failure is not None:
+            self.report(
+                "history written again",
+                level="warning",
+                failing_since=_iso(self.failure.since),
+                dropped=self.failure.dropped,
+                written=len(self._pending.runs),
+            )
+            self.failure = None
+        self._pending = Changes()
+        self._pending_output = 0
+
+    def _failed(self, now: datetime, exc: BaseException) -> None:
+        stamp = now.timestamp()
+        first = self.failure is None
+        if self.failure is None:
+            self.failure = WriteFailure(stamp, str(exc), stamp)
+        self.failure.error = str(exc)
+        self._bound()
+        if first or stamp - self.failure.reported >= REPORT_EVERY:
+            self.failure.reported = stamp
+            self.report(
+                "history not written; kept in memory",
+                level="error",
+                history=self.path,
+                error=str(exc),
+                since=_iso(self.failure.since),
+                unwritten=len(self._pending.runs),
+                dropped=self.failure.dropped,
+            )
+
+    def _start_fresh(self, now: datetime, exc: BaseException) -> bool:
+        """A file damaged under the daemon: moved aside, a new one takes what memory holds."""
+        self.backend.close()
+        moved = move_aside(self.path, now)
+        self.report("history damaged; moved aside", level="error", error=str(exc), moved_to=moved)
+        try:
+            self.backend = SqliteHistory(self.path)
+        except HistoryError as again:
+            self._failed(now, again)
+            return False
+        self._pending.jobs.update(self._jobs)
+        self._pending.runs.update(
+            {k: v for k, v in self._open.items() if k not in self._pending.runs}
+        )
+        self._pending.meta["instance"] = self.instance
+        return self.flush(now)
+
+    def _bound(self) -> None:
+        """Keep memory bounded while the file refuses writes: output first, then old rows."""
+        assert self.failure is not None
+        pending = self._pending.runs
+        if self._pending_output > MAX_UNWRITTEN_OUTPUT:
+            for run_id in sorted(pending):
+                run = pending[run_id]
+                if run.open or not run.output:
+                    continue
+                self._pending_output -= len(run.output)
+                notes = f"{run.notes}\n{OUTPUT_DROPPED}" if run.notes else OUTPUT_DROPPED
+                pending[run_id] = dataclasses.replace(run, output=None, notes=notes)
+                if self._pending_output <= MAX_UNWRITTEN_OUTPUT:
+                    break
+        if len(pending) > MAX_UNWRITTEN_RUNS:
+            for run_id in sorted(pending):
+                if len(pending) <= MAX_UNWRITTEN_RUNS:
+                    break
+                if not pending[run_id].open:
+                    self._pending_output -= len(pending.pop(run_id).output or b"")
+                    self.failure.dropped += 1
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _held(self, run_id: int) -> Optional[Run]:
+        return self._pending.runs.get(run_id) or self._open.get(run_id)
+
+    def run(self, run_id: int) -> Optional[Run]:
+        held = self._held(run_id)
+        if held is not None:
+            return held
+        run = self._read(lambda: self.backend.run(run_id))
+        if run is not None:
+            notes = [note for note, rid in self._pending.notes if rid == run_id]
+            if notes:
+                run = dataclasses.replace(run, notes="\n".join([run.notes, *notes]).strip("\n"))
+        return run
+
+    def runs(self, job: str, limit: int = 20, failed_only: bool = False) -> list[Run]:
+        """The newest runs of a job, newest first: written ones and those still in memory."""
+        found = {r.id: r for r in self._read(lambda: self.backend.runs(job, limit, failed_only))}
+        for run in self._pending.runs.values():
+            if run.job == job and (not failed_only or RunState(run.state).failed):
+                found[run.id] = run
+        return [found[i] for i in sorted(found, reverse=True)[:limit]]
+
+    def open_runs(self) -> list[Run]:
+        return [self._open[i] for i in sorted(self._open)]
+
+    def job_states(self) -> dict[str, JobState]:
+        return dict(self._jobs)
+
+    def last_runs(self) -> dict[str, Run]:
+        """The latest finished run of every job, by name."""
+        last = self._read(self.backend.last_runs)
+        for run in self._pending.runs.values():
+            state = self._jobs.get(run.job)
+            if state is not None and state.last_run == run.id:
+                last[run.job] = run
+        return last
+
+    def misses_since(self, since: float) -> dict[str, int]:
+        counts = self._read(lambda: self.backend.misses_since(since))
+        for run in self._pending.runs.values():
+            if (
+                run.state == RunState.MISSED.value
+                and (run.scheduled_until or run.scheduled or 0) >= since
+            ):
+                counts[run.job] = counts.get(run.job, 0) + run.instants
+        return counts
+
+    def _read(self, read: Callable[[], T]) -> T:
+        try:
+            return read()
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{self.path}: cannot read the history: {exc}") from exc
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
