@@ -14,12 +14,12 @@ import time
 
 from common import Daemon, median, percentile, report
 
-from cronplus.history import History
+from cronplus.store import SqliteHistory
 
 
 def fill(path: str, runs: int, jobs: int) -> None:
     """A history with `runs` finished runs spread over `jobs` jobs, written in bulk."""
-    History(path).close()
+    SqliteHistory(path).close()
     db = sqlite3.connect(path)
     now = time.time()
     batch = []

@@ -34,6 +34,7 @@ EXIT_NOT_RUNNING_STATUS = 3  # LSB: status of a program that is not running
 EXIT_NOT_ALLOWED = 4
 EXIT_NO_SUCH = 6
 EXIT_NOT_RUNNING = 7  # LSB: an action needs the program running
+FAILED_WORDS = ("failed", "timed-out", "memory-limit", "lost", "interrupted", "missed")
 COLOURS = {"succeeded": "32", "running": "36", "skipped": "33", "pending": "33", "paused": "33"}
 FAULT_EXIT = {
     FaultCode.NOT_ALLOWED: EXIT_NOT_ALLOWED,
@@ -104,7 +105,9 @@ class Ctl:
         word = cell.strip().split(" ")[0]
         code = COLOURS.get(
             word,
-            "31" if word in ("failed", "timed-out", "memory-limit", "lost", "interrupted", "missed") else "",
+            "31"
+            if word in ("failed", "timed-out", "memory-limit", "lost", "interrupted", "missed")
+            else "",
         )
         return f"\033[{code}m{cell}\033[0m" if code else cell
 

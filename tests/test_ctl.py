@@ -141,7 +141,6 @@ def _status_on_a_terminal(tmp_path: Path, extra_env: dict[str, str]) -> bytes:
     import pty
     import subprocess
     import sys
-
     from datetime import datetime, timezone
 
     from cronplus.model import RunState, Trigger

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
 from helpers import history_file
 
 from cronplus.clock import FakeClock
@@ -252,4 +251,6 @@ def test_a_paused_job_runs_nothing_and_each_instant_is_recorded_skipped(tmp_path
     assert daemon.history is not None
     runs = daemon.history.runs("tick")
     assert [(r.state, r.reason) for r in runs] == [("skipped", "skipped: paused")] * 3
-    assert [r.scheduled for r in runs] == [(T0 + timedelta(seconds=s)).timestamp() for s in (30, 20, 10)]
+    assert [r.scheduled for r in runs] == [
+        (T0 + timedelta(seconds=s)).timestamp() for s in (30, 20, 10)
+    ]

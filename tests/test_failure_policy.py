@@ -172,7 +172,7 @@ def test_catch_up_once_runs_the_latest_missed_instant(tmp_path: Path) -> None:
 
 
 def test_catch_up_all_is_bounded_by_the_limit(tmp_path: Path) -> None:
-    rows, runner = _after_downtime(tmp_path, "all")
+    rows, _ = _after_downtime(tmp_path, "all")
     assert rows == [(*MISSED, -h * 3600.0) for h in (4, 3, 2)] + [
         ("catch-up", "running", -3600.0),
         ("catch-up", "skipped", 0.0),  # overlap: the first catch-up run is still running
@@ -187,7 +187,7 @@ def test_catch_up_skip_records_every_instant_missed(tmp_path: Path) -> None:
 
 def test_an_instant_reached_soon_after_a_restart_still_runs(tmp_path: Path) -> None:
     _with_last_run(tmp_path, 1)
-    daemon, clock, runner = make_daemon(
+    daemon, clock, _ = make_daemon(
         tmp_path, HOURLY.format(policy="skip"), start=T0 + timedelta(seconds=30)
     )
     daemon.step(clock.now())

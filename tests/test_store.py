@@ -138,7 +138,12 @@ def test_misses_are_counted_with_folded_rows(tmp_path: Path) -> None:
     day = NOW.timestamp() - 86400
     history.create_run("a", day - 10, Trigger.SCHEDULE, now=1.0, state=RunState.MISSED)
     history.create_run(
-        "a", day - 100, Trigger.SCHEDULE, now=1.0, state=RunState.MISSED, instants=40,
+        "a",
+        day - 100,
+        Trigger.SCHEDULE,
+        now=1.0,
+        state=RunState.MISSED,
+        instants=40,
         scheduled_until=day + 5,
     )
     history.flush(NOW)
@@ -174,7 +179,9 @@ def test_an_older_schema_is_upgraded_and_stays_private(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     for migration in SQLITE_MIGRATIONS[:3]:
         db.executescript(migration)
-    db.execute("INSERT INTO runs (job, trigger, state, created) VALUES ('a', 'schedule', 'succeeded', 1)")
+    db.execute(
+        "INSERT INTO runs (job, trigger, state, created) VALUES ('a', 'schedule', 'succeeded', 1)"
+    )
     db.execute("PRAGMA user_version = 3")
     db.commit()
     db.close()
@@ -234,8 +241,19 @@ def test_offline_reading_works_for_a_reader_who_cannot_write_the_directory() -> 
         os.chmod(directory / "h.db", 0o644)  # as if its owner let others read it
         code = "from cronplus.store import open_readonly; import sys; print(len(open_readonly(sys.argv[1]).runs('a')))"
         result = subprocess.run(
-            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-             "/usr/bin/python3", "-c", code, str(directory / "h.db")],
-            capture_output=True, text=True, timeout=30, cwd=base,
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                code,
+                str(directory / "h.db"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=base,
         )
     assert result.stdout.strip() == "1", result.stderr
