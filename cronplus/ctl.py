@@ -103,12 +103,7 @@ class Ctl:
         if not self.colour:
             return cell
         word = cell.strip().split(" ")[0]
-        code = COLOURS.get(
-            word,
-            "31"
-            if word in ("failed", "timed-out", "memory-limit", "lost", "interrupted", "missed")
-            else "",
-        )
+        code = COLOURS.get(word, "31" if word in FAILED_WORDS else "")
         return f"\033[{code}m{cell}\033[0m" if code else cell
 
     def ask(self, method: str, **params: Any) -> Any:
