@@ -90,6 +90,13 @@ JOB = Param("job", str, True, "a job name")
 METHODS: tuple[Method, ...] = (
     Method("version", (), Access.ANYONE, "the daemon's version, pid, config and start time"),
     Method(
+        "health",
+        (),
+        Access.ANYONE,
+        "whether the daemon writes its history, and the last jump of the wall clock",
+        reads=False,
+    ),
+    Method(
         "status",
         (Param("job", str, False, "one job only"),),
         Access.ANYONE,

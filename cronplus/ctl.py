@@ -87,6 +87,25 @@ def table(
     return "\n".join(lines)
 
 
+def health_lines(answer: Record) -> list[str]:
+    history = answer["history"]
+    if history["written"]:
+        lines = [f"history: written ({history['path']})"]
+    else:
+        lines = [
+            f"history: NOT WRITTEN since {history['failing_since']}: {history['error']};"
+            f" {history['held_in_memory']} records held in memory, {history['dropped']} dropped"
+            f" ({history['path']})"
+        ]
+    jump = answer["last_clock_jump"]
+    lines.append(
+        f"last clock jump: {jump['what']}, noticed at {jump['at']}"
+        if jump
+        else "last clock jump: none"
+    )
+    return lines
+
+
 class Ctl:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -230,12 +249,33 @@ class Ctl:
         code = EXIT_OK
         try:
             records = self.ask("status", job=self.args.job)
+            self._warn_about_health()
         except DaemonDown:
             self.not_running_note()
             code = EXIT_NOT_RUNNING_STATUS
             records = self._offline_status()
         self.emit(records, lambda: self._status_table(records))
         return code
+
+    def health(self) -> int:
+        """Whether the daemon writes its history; exit 1 when it does not."""
+        try:
+            answer = self.ask("health")
+        except DaemonDown:
+            raise NotRunning(
+                f"cronplus is not running (no daemon at {self.paths.socket})"
+            ) from None
+        self.emit(answer, lambda: "\n".join(health_lines(answer)))
+        return EXIT_OK if answer["history"]["written"] else EXIT_ERROR
+
+    def _warn_about_health(self) -> None:
+        """`status` says on stderr when the history is not being written."""
+        try:
+            answer = self.ask("health")
+        except (DaemonDown, Fault, CronplusError):
+            return
+        if not answer["history"]["written"]:
+            print(f"cronplusctl: warning: {health_lines(answer)[0]}", file=sys.stderr)
 
     def _offline_status(self) -> list[Record]:
         loaded = self.load_config()
@@ -487,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", nargs="?", help="the file to check (default: the config)")
     command("reload", help_of["reload"])
     command("version", "versions of cronplusctl and the running daemon")
+    command("health", help_of["health"] + " (exit 1 when it does not)")
     command("jobs", "job names, one a line (for shell completion)", json_flag=False)
     imports = command("import", "a crontab as cronplus YAML on stdout", json_flag=False)
     imports.add_argument(

@@ -36,6 +36,7 @@ class Operations:
         self.daemon = daemon
         self.table: dict[str, Callable[[Caller, dict[str, Any]], Any]] = {
             "version": self.version,
+            "health": self.health,
             "status": self.status,
             "history": self.history,
             "logs": self.logs,
@@ -96,6 +97,24 @@ class Operations:
             "started": iso_utc(daemon.started_at),
             "jobs": len(self._jobs()),
             "running": len(daemon.runner.active) if daemon.runner else 0,
+        }
+
+    def health(self, caller: Caller, params: dict[str, Any]) -> Any:
+        history = self._history()
+        failure = history.failure
+        jump = self.daemon.last_jump
+        return {
+            "history": {
+                "path": history.path,
+                "written": failure is None,
+                "failing_since": iso_utc(failure.since) if failure else None,
+                "error": failure.error if failure else None,
+                "held_in_memory": history.unwritten,
+                "dropped": failure.dropped if failure else 0,
+            },
+            "last_clock_jump": (
+                {"at": iso_utc(jump[0]), "what": jump[1].describe()} if jump is not None else None
+            ),
         }
 
     def status(self, caller: Caller, params: dict[str, Any]) -> Any:

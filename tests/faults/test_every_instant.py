@@ -98,7 +98,7 @@ def test_a_stalled_loop_starts_the_latest_instant_and_records_the_others_missed(
 
 
 def test_a_forward_clock_step_is_handled_like_downtime(tmp_path: Path) -> None:
-    daemon, clock, runner = make_daemon(tmp_path, TEN_SECONDS % "once")
+    daemon, clock, _ = make_daemon(tmp_path, TEN_SECONDS % "once")
     clock.advance(5)
     daemon.step(clock.now())
     clock.step(3600 + 70)  # the wall clock jumps 1h1m10s: 366 instants jumped over
@@ -115,7 +115,7 @@ def test_a_forward_clock_step_is_handled_like_downtime(tmp_path: Path) -> None:
 
 def test_a_resume_from_suspend_is_handled_like_downtime(tmp_path: Path) -> None:
     text = 'jobs:\n  hourly: {schedule: "0 * * * *", command: "true", catch_up: once}\n'
-    daemon, clock, runner = make_daemon(tmp_path, text)
+    daemon, clock, _ = make_daemon(tmp_path, text)
     clock.advance(5)
     daemon.step(clock.now())
     clock.suspend(2 * 3600 + 300)  # wakes at 14:05:05: 13:00 and 14:00 passed in its sleep
@@ -175,7 +175,7 @@ def test_a_waiting_retry_keeps_its_real_backoff_when_the_clock_goes_back(tmp_pat
 
 
 def test_a_reload_at_the_instant_a_job_is_due_loses_no_run(tmp_path: Path) -> None:
-    daemon, clock, runner = make_daemon(tmp_path, TEN_SECONDS % "skip")
+    daemon, clock, _ = make_daemon(tmp_path, TEN_SECONDS % "skip")
     clock.advance(10)  # the instant at 10 s is due, and the reload comes first
     (tmp_path / "cronplus.yaml").write_text(
         'jobs:\n  tick: {schedule: "* * * * * */15", command: "true"}\n'
@@ -188,9 +188,11 @@ def test_a_reload_at_the_instant_a_job_is_due_loses_no_run(tmp_path: Path) -> No
 
 def test_a_reload_while_an_instant_waits_for_its_jitter_loses_no_run(tmp_path: Path) -> None:
     text = 'jobs:\n  j: {schedule: "0 * * * *", command: "true", jitter: 5m}\n'
-    daemon, clock, runner = make_daemon(tmp_path, text, start=T0 - timedelta(seconds=1))
+    daemon, clock, _ = make_daemon(tmp_path, text, start=T0 - timedelta(seconds=1))
     clock.advance(2)  # 12:00 has come; its run waits for the job's jitter
-    (tmp_path / "cronplus.yaml").write_text('jobs:\n  j: {schedule: "30 * * * *", command: "true"}\n')
+    (tmp_path / "cronplus.yaml").write_text(
+        'jobs:\n  j: {schedule: "30 * * * *", command: "true"}\n'
+    )
     assert daemon.reload(clock.now()) is None
     daemon.step(clock.now())
     assert scheduled_rows(daemon, "j") == [("schedule", "running", 0.0)]
@@ -212,7 +214,9 @@ EVENTS = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(events=EVENTS, policy=st.sampled_from(["skip", "once", "all"]))
 def test_any_sequence_of_faults_leaves_one_row_per_instant(
     tmp_path_factory: object, events: list[tuple[str, object]], policy: str
@@ -223,9 +227,7 @@ def test_any_sequence_of_faults_leaves_one_row_per_instant(
     tmp_path = tmp_path_factory.mktemp("faults")
     daemon, clock, runner = make_daemon(tmp_path, TEN_SECONDS % policy)
     for kind, value in events:
-        if kind == "advance":
-            clock.advance(float(value))  # type: ignore[arg-type]
-        elif kind == "stall":
+        if kind in ("advance", "stall"):  # a stall: the loop woke long after its deadline
             clock.advance(float(value))  # type: ignore[arg-type]
         elif kind == "step":
             clock.step(float(value))  # type: ignore[arg-type]
