@@ -39,6 +39,7 @@ class DaemonProcess:
         self.starts = 0
         self.extra_env: dict[str, str] = {}
         self.python = sys.executable
+        self.runs_file = self.state / "history.db"
 
     def write(self, text: str) -> None:
         self.config.write_text(textwrap.dedent(text))
@@ -93,7 +94,7 @@ class DaemonProcess:
         raise AssertionError(f"timed out; log:\n{self.log.read_text()}")
 
     def runs(self, job: str | None = None) -> list[sqlite3.Row]:
-        db = sqlite3.connect(f"file:{self.state / 'history.db'}?mode=ro", uri=True)
+        db = sqlite3.connect(f"file:{self.runs_file}?mode=ro", uri=True)
         db.row_factory = sqlite3.Row
         query, args = "SELECT * FROM runs ORDER BY id", ()
         if job:

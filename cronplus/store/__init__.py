@@ -11,16 +11,26 @@ from datetime import datetime
 
 from .records import FAILED_STATES, OPEN_STATES, JobState, Run
 from .schema import SCHEMA_VERSION
-from .sqlite import SqliteHistory, open_daemon_history
+from .sqlite import HistoryUnavailable, SqliteHistory, open_daemon_history, read_snapshot
 from .writebehind import Report, RunStore
 
 
 def open_store(path: str, now: datetime, report: Report) -> RunStore:
-    """The daemon's store; a damaged history file is moved aside and reported."""
-    backend, snapshot, moved = open_daemon_history(path, now)
+    """The daemon's store; a damaged history file is moved aside and reported.
+
+    A file that cannot be opened for writing now (a full disk, a read-only file
+    system) does not stop the daemon: it starts from what the file holds, read-only,
+    keeps what it records in memory, and opens the file when it can.
+    """
+    try:
+        backend, snapshot, moved = open_daemon_history(path, now)
+    except HistoryUnavailable as exc:
+        store = RunStore(None, read_snapshot(path), report, path)
+        store.fail(now, exc)
+        return store
     if moved is not None:
         report("history damaged; moved aside", level="error", history=path, moved_to=moved)
-    return RunStore(backend, snapshot, report)
+    return RunStore(backend, snapshot, report, path)
 
 
 def open_readonly(path: str) -> SqliteHistory:

@@ -109,7 +109,7 @@ class SqliteHistory:
         except (sqlite3.Error, OSError) as exc:
             if isinstance(exc, sqlite3.DatabaseError) and is_corrupt(exc):
                 raise CorruptHistory(f"{path}: {exc}") from exc
-            raise HistoryError(f"{path}: {_explain(exc, readonly)}") from exc
+            raise HistoryUnavailable(f"{path}: {_explain(exc, readonly)}") from exc
 
     def _connect(self) -> sqlite3.Connection:
         if not self.readonly:
@@ -130,10 +130,12 @@ class SqliteHistory:
             db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         except sqlite3.OperationalError:
             # A reader that may not create the shared-memory file next to a WAL database
-            # cannot open it read-only; with no daemon and no WAL left, the file is whole.
+            # (another user, a full or read-only file system) cannot open it read-only;
+            # with no daemon writing and nothing left in the WAL, the file is whole.
             db.close()
-            if os.path.exists(self.path + "-wal"):
-                raise
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.getsize(self.path + "-wal") > 0:
+                    raise
             db = sqlite3.connect(f"file:{self.path}?immutable=1", uri=True, isolation_level=None)
         return db
 
@@ -263,12 +265,17 @@ class CorruptHistory(HistoryError):
     """SQLite cannot read the file as a history: it is moved aside and a fresh one started."""
 
 
+class HistoryUnavailable(HistoryError):
+    """The file cannot be opened or written now (a full disk, an I/O error, a read-only
+    file system); it may be later."""
+
+
 def _row(run: Run) -> tuple[Any, ...]:
     return tuple(getattr(run, column) for column in RUN_COLUMNS)
 
 
 def _explain(exc: BaseException, readonly: bool) -> str:
-    text = str(exc)
+    text = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
     if "readonly" in text and readonly:
         return f"{text} (its directory must be writable by the reader, or the daemon running)"
     return text
@@ -308,5 +315,30 @@ def _open_with_snapshot(path: str) -> tuple[SqliteHistory, Snapshot]:
         history.close()
         if isinstance(exc, sqlite3.DatabaseError) and is_corrupt(exc):
             raise CorruptHistory(f"{path}: {exc}") from exc
-        raise HistoryError(f"{path}: {exc}") from exc
+        raise HistoryUnavailable(f"{path}: {exc}") from exc
     return history, snapshot
+
+
+EMPTY = Snapshot(None, 0, [], {})
+
+
+def read_snapshot(path: str) -> Snapshot:
+    """What a history holds, read-only: for a daemon that cannot open it for writing yet.
+
+    A missing file holds nothing; a file that cannot be read raises HistoryError, for
+    run ids handed out without knowing its own could collide with them later.
+    """
+    if not os.path.exists(path) or os.path.getsize(path) == 0:  # none, or made but never written
+        return EMPTY
+    reader = SqliteHistory(path, readonly=True)
+    try:
+        return Snapshot(
+            reader.meta("instance"),
+            reader.largest_run_id(),
+            reader.open_runs(),
+            reader.job_states(),
+        )
+    except sqlite3.Error as exc:
+        raise HistoryError(f"{path}: {exc}") from exc
+    finally:
+        reader.close()

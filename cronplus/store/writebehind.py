@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, TypeVar
 from ..errors import HistoryError
 from ..model import RunState, Trigger
 from .records import JobState, Run
-from .sqlite import Changes, Snapshot, SqliteHistory, is_corrupt, move_aside
+from .sqlite import Changes, Snapshot, SqliteHistory, is_corrupt, move_aside, open_daemon_history
 
 MAX_UNWRITTEN_RUNS = 10_000
 MAX_UNWRITTEN_OUTPUT = 32 << 20
@@ -46,8 +46,11 @@ class WriteFailure:
 class RunStore:
     """The daemon's history: memory in front, the file behind."""
 
-    def __init__(self, backend: SqliteHistory, snapshot: Snapshot, report: Report) -> None:
-        self.backend = backend
+    def __init__(
+        self, backend: Optional[SqliteHistory], snapshot: Snapshot, report: Report, path: str
+    ) -> None:
+        self.backend = backend  # None until the file can be opened for writing
+        self._path = path
         self.report = report
         self._next_id = snapshot.largest_run_id + 1
         self._open = {run.id: run for run in snapshot.open_runs}
@@ -63,14 +66,15 @@ class RunStore:
 
     @property
     def path(self) -> str:
-        return self.backend.path
+        return self._path
 
     @property
     def unwritten(self) -> int:
         return len(self._pending.runs)
 
     def close(self) -> None:
-        self.backend.close()
+        if self.backend is not None:
+            self.backend.close()
 
     # --- recording -------------------------------------------------------------------------
 
@@ -175,7 +179,7 @@ class RunStore:
         if not self._pending:
             return True
         try:
-            self._write()
+            self._write(now)
         except (sqlite3.Error, OSError, HistoryError) as exc:
             if isinstance(exc, sqlite3.DatabaseError) and is_corrupt(exc):
                 return self._start_fresh(now, exc)
@@ -184,8 +188,20 @@ class RunStore:
         self._written(now)
         return True
 
-    def _write(self) -> None:
+    def _write(self, now: datetime) -> None:
+        if self.backend is None:
+            self.backend, _, moved = open_daemon_history(self._path, now)
+            if moved is not None:
+                self.report("history damaged; moved aside", level="error", moved_to=moved)
+            self._hold_everything()
         self.backend.apply(self._pending)
+
+    def _hold_everything(self) -> None:
+        """A file opened late, or started afresh, is given all that memory knows."""
+        self._pending.jobs.update(self._jobs)
+        for run_id, run in self._open.items():
+            self._pending.runs.setdefault(run_id, run)
+        self._pending.meta["instance"] = self.instance
 
     def _written(self, now: datetime) -> None:
         if self.failure is not None:
@@ -199,6 +215,10 @@ class RunStore:
             self.failure = None
         self._pending = Changes()
         self._pending_output = 0
+
+    def fail(self, now: datetime, exc: BaseException) -> None:
+        """The file could not be opened or written: what is recorded stays in memory."""
+        self._failed(now, exc)
 
     def _failed(self, now: datetime, exc: BaseException) -> None:
         stamp = now.timestamp()
@@ -221,7 +241,8 @@ class RunStore:
 
     def _start_fresh(self, now: datetime, exc: BaseException) -> bool:
         """A file damaged under the daemon: moved aside, a new one takes what memory holds."""
-        self.backend.close()
+        if self.backend is not None:
+            self.backend.close()
         moved = move_aside(self.path, now)
         self.report("history damaged; moved aside", level="error", error=str(exc), moved_to=moved)
         try:
@@ -267,7 +288,7 @@ class RunStore:
         held = self._held(run_id)
         if held is not None:
             return held
-        run = self._read(lambda: self.backend.run(run_id))
+        run = self._read(lambda b: b.run(run_id), None)
         if run is not None:
             notes = [note for note, rid in self._pending.notes if rid == run_id]
             if notes:
@@ -276,7 +297,8 @@ class RunStore:
 
     def runs(self, job: str, limit: int = 20, failed_only: bool = False) -> list[Run]:
         """The newest runs of a job, newest first: written ones and those still in memory."""
-        found = {r.id: r for r in self._read(lambda: self.backend.runs(job, limit, failed_only))}
+        written: list[Run] = self._read(lambda b: b.runs(job, limit, failed_only), [])
+        found = {r.id: r for r in written}
         for run in self._pending.runs.values():
             if run.job == job and (not failed_only or RunState(run.state).failed):
                 found[run.id] = run
@@ -290,7 +312,7 @@ class RunStore:
 
     def last_runs(self) -> dict[str, Run]:
         """The latest finished run of every job, by name."""
-        last = self._read(self.backend.last_runs)
+        last: dict[str, Run] = self._read(lambda b: b.last_runs(), {})
         for run in self._pending.runs.values():
             state = self._jobs.get(run.job)
             if state is not None and state.last_run == run.id:
@@ -298,7 +320,7 @@ class RunStore:
         return last
 
     def misses_since(self, since: float) -> dict[str, int]:
-        counts = self._read(lambda: self.backend.misses_since(since))
+        counts: dict[str, int] = self._read(lambda b: b.misses_since(since), {})
         for run in self._pending.runs.values():
             if (
                 run.state == RunState.MISSED.value
@@ -307,9 +329,12 @@ class RunStore:
                 counts[run.job] = counts.get(run.job, 0) + run.instants
         return counts
 
-    def _read(self, read: Callable[[], T]) -> T:
+    def _read(self, read: Callable[[SqliteHistory], T], default: T) -> T:
+        """A read of the file; nothing while the daemon could not open it yet."""
+        if self.backend is None:
+            return default
         try:
-            return read()
+            return read(self.backend)
         except sqlite3.Error as exc:
             raise HistoryError(f"{self.path}: cannot read the history: {exc}") from exc
 
