@@ -10,24 +10,22 @@ is disconnected; it can never stall the daemon's loop.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
-import os
 import pwd
 import socket
-import stat
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
-    import asyncio
+    pass
 
 MAX_REQUEST = 64 * 1024  # bytes in one request line
 READ_TIMEOUT = 10.0  # seconds a client may take to send a whole request
 WRITE_TIMEOUT = 10.0  # seconds a client may take to read an answer
-MAX_CONNECTIONS = 64
+MAX_RUNS = 1000  # `history`: runs in one answer
+MAX_NEXT = 1000  # `next`: instants in one answer
 
 
 class Access(enum.Enum):
@@ -57,6 +55,7 @@ class Fault(Exception):
         self.code = code
         self.message = message
         self.data = data
+        self.request_id: Any = None
 
     def as_json(self) -> dict[str, Any]:
         fault: dict[str, Any] = {
@@ -75,6 +74,7 @@ class Param:
     kind: type
     required: bool = False
     help: str = ""
+    maximum: Optional[int] = None  # for counts a caller chooses: at least 1, at most this
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,13 @@ METHODS: tuple[Method, ...] = (
         "history",
         (
             JOB,
-            Param("limit", int, False, "how many runs, newest first (default 20)"),
+            Param(
+                "limit",
+                int,
+                False,
+                f"how many runs, newest first (20; at most {MAX_RUNS})",
+                maximum=MAX_RUNS,
+            ),
             Param("failed", bool, False, "only runs that did not succeed"),
         ),
         Access.JOB_OWNER,
@@ -120,7 +126,7 @@ METHODS: tuple[Method, ...] = (
     ),
     Method(
         "next",
-        (JOB, Param("count", int, False, "how many (default 5)")),
+        (JOB, Param("count", int, False, f"how many (5; at most {MAX_NEXT})", maximum=MAX_NEXT)),
         Access.JOB_OWNER,
         "the next fire instants of a job",
     ),
@@ -203,9 +209,16 @@ def check_params(method: Method, params: Any) -> dict[str, Any]:
             continue
         wrong = not isinstance(value, param.kind) or (param.kind is int and isinstance(value, bool))
         if wrong:
+            shown = repr(value)
+            shown = shown if len(shown) <= 40 else shown[:40] + "..."
             raise Fault(
                 FaultCode.BAD_ARGUMENTS,
-                f'{method.name}: "{param.name}" must be {param.kind.__name__}, found {value!r}',
+                f'{method.name}: "{param.name}" must be {param.kind.__name__}, found {shown}',
+            )
+        if param.maximum is not None and not 1 <= value <= param.maximum:
+            raise Fault(
+                FaultCode.BAD_ARGUMENTS,
+                f'{method.name}: "{param.name}" must be from 1 to {param.maximum}, found {value}',
             )
     return dict(params)
 
@@ -213,128 +226,43 @@ def check_params(method: Method, params: Any) -> dict[str, Any]:
 Handler = Callable[[Caller, Method, dict[str, Any]], Any]
 
 
-def answer(request_line: bytes, caller: Caller, handler: Handler) -> dict[str, Any]:
-    """One request line in, one answer out; every failure becomes a fault."""
-    request_id: Any = None
+@dataclass(frozen=True)
+class Request:
+    id: Any
+    method: Method
+    params: dict[str, Any]
+
+
+def parse_request(request_line: bytes) -> Request:
+    """A request line checked against the method table; raises Fault (with the id when known)."""
     try:
-        try:
-            request = json.loads(request_line)
-        except (ValueError, UnicodeDecodeError):
-            raise Fault(FaultCode.BAD_REQUEST, "not a JSON object") from None
-        if not isinstance(request, dict):
-            raise Fault(FaultCode.BAD_REQUEST, "not a JSON object")
-        request_id = request.get("id")
+        request = json.loads(request_line)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise Fault(FaultCode.BAD_REQUEST, "not a JSON object") from None
+    if not isinstance(request, dict):
+        raise Fault(FaultCode.BAD_REQUEST, "not a JSON object")
+    request_id = request.get("id")
+    try:
         name = request.get("method")
         method = METHOD_BY_NAME.get(name) if isinstance(name, str) else None
         if method is None:
             raise Fault(FaultCode.UNKNOWN_METHOD, f"unknown method {name!r}")
-        params = check_params(method, request.get("params"))
-        return {"id": request_id, "result": handler(caller, method, params)}
+        return Request(request_id, method, check_params(method, request.get("params")))
     except Fault as fault:
-        return {"id": request_id, "fault": fault.as_json()}
+        fault.request_id = request_id
+        raise
 
 
-class ControlServer:
-    def __init__(
-        self, path: str, handler: Handler, on_error: Callable[[str, Exception], None]
-    ) -> None:
-        self.path = path
-        self.handler = handler
-        self.on_error = on_error
-        self.server: Optional[asyncio.AbstractServer] = None
-        self.connections: set[asyncio.Task[None]] = set()
-
-    async def start(self, mode: int) -> None:
-        """Listen at `path` (mode 0666 for a system daemon, 0600 per user)."""
-        import asyncio  # only the daemon serves: cronplusctl never pays for asyncio
-
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        if os.path.exists(self.path):
-            if _someone_listens(self.path):
-                raise OSError(f"{self.path}: another cronplus is already listening")
-            if not stat.S_ISSOCK(os.lstat(self.path).st_mode):
-                raise OSError(f"{self.path}: exists and is not a socket")
-            os.unlink(self.path)
-        self.server = await asyncio.start_unix_server(self._serve, self.path, limit=MAX_REQUEST)
-        os.chmod(self.path, mode)
-
-    async def close(self) -> None:
-
-        if self.server is not None:
-            self.server.close()
-            for task in list(self.connections):
-                task.cancel()
-            await self.server.wait_closed()
-            self.server = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        import asyncio
-
-        task = asyncio.current_task()
-        assert task is not None
-        self.connections.add(task)
-        try:
-            if len(self.connections) > MAX_CONNECTIONS:
-                fault = Fault(FaultCode.TOO_MANY_CONNECTIONS, "too many connections, try again")
-                await self._send(writer, {"id": None, "fault": fault.as_json()})
-                return
-            caller = peer_credentials(writer.get_extra_info("socket"))
-            while True:
-                line = await self._read_request(reader, writer)
-                if line is None:
-                    return
-                await self._send(writer, answer(line, caller, self._guarded))
-        except (ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
-            pass
-        except Exception as exc:  # a bug must not take the daemon down with one client
-            self.on_error("control connection failed", exc)
-        finally:
-            self.connections.discard(task)
-            writer.close()
-
-    def _guarded(self, caller: Caller, method: Method, params: dict[str, Any]) -> Any:
-        try:
-            return self.handler(caller, method, params)
-        except Fault:
-            raise
-        except Exception as exc:
-            self.on_error(f"control method {method.name} failed", exc)
-            raise Fault(FaultCode.INTERNAL, f"internal error: {exc}") from exc
-
-    async def _read_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> Optional[bytes]:
-        import asyncio
-
-        try:
-            line = await asyncio.wait_for(reader.readuntil(b"\n"), READ_TIMEOUT)
-        except asyncio.IncompleteReadError:
-            return None  # closed, or half-closed before a whole line
-        except asyncio.LimitOverrunError:
-            fault = Fault(FaultCode.REQUEST_TOO_LARGE, f"a request is at most {MAX_REQUEST} bytes")
-            await self._send(writer, {"id": None, "fault": fault.as_json()})
-            return None
-        return line
-
-    async def _send(self, writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
-        import asyncio
-
-        writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
-        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
-
-
-def _someone_listens(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def answer(request_line: bytes, caller: Caller, handler: Handler) -> dict[str, Any]:
+    """One request line in, one answer out; every failure becomes a fault."""
     try:
-        probe.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
+        request = parse_request(request_line)
+    except Fault as fault:
+        return {"id": fault.request_id, "fault": fault.as_json()}
+    try:
+        return {"id": request.id, "result": handler(caller, request.method, request.params)}
+    except Fault as fault:
+        return {"id": request.id, "fault": fault.as_json()}
 
 
 class DaemonDown(Exception):

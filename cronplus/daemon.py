@@ -28,7 +28,7 @@ import structlog
 from . import __version__, accounting, config, logs
 from .clock import Clock, SystemClock, iso_utc
 from .clockwatch import THRESHOLD, ClockJump, ClockWatch
-from .control import ControlServer
+from .controlserver import ControlServer
 from .dispatch import Decision, Dispatcher, retry_delay
 from .errors import ConfigError, ConfigProblem, CronplusError, HistoryError
 from .limits import Cgroups, boot_id

@@ -8,15 +8,18 @@ see and act on every job; anyone else only on jobs that run as them.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import __version__
 from .clock import iso_utc
 from .control import Access, Caller, Fault, FaultCode, Method
+from .controlserver import Offload
 from .model import Job, RunState, Trigger
 from .report import DAY, job_record, run_record
-from .schedule import upcoming_instants
+from .schedule import build_rule, upcoming_instants
 from .store import Run, RunStore
+from .store.readers import ThreadReaders
+from .store.writebehind import add_counts, merge_runs, with_notes
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -34,6 +37,8 @@ def may_act_on(caller: Caller, job_user: str | None) -> bool:
 class Operations:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+        assert daemon.history is not None
+        self.readers = ThreadReaders(daemon.history.path)
         self.table: dict[str, Callable[[Caller, dict[str, Any]], Any]] = {
             "version": self.version,
             "health": self.health,
@@ -117,64 +122,114 @@ class Operations:
             ),
         }
 
-    def status(self, caller: Caller, params: dict[str, Any]) -> Any:
+    def status(self, caller: Caller, params: dict[str, Any]) -> Offload:
         if params.get("job"):
             jobs = [self._job(caller, params["job"])]
         else:
             jobs = [j for _, j in sorted(self._jobs().items()) if may_act_on(caller, j.user)]
         history = self._history()
         now = self.daemon.clock.now()
-        states, last = history.job_states(), history.last_runs()
-        missed = history.misses_since(now.timestamp() - DAY)
+        since = now.timestamp() - DAY
+        states = history.job_states()
+        next_runs = {j.name: self.daemon.timer.next_of(j.name) for j in jobs}
+        held_last, held_misses = history.held_last_runs(), history.held_misses(since)
         running: dict[str, list[int]] = {}
         if self.daemon.runner is not None:
             for run_id, active in sorted(self.daemon.runner.active.items()):
                 running.setdefault(active.job.name, []).append(run_id)
-        return [
-            job_record(
-                j,
-                now,
-                states.get(j.name),
-                last.get(j.name),
-                running.get(j.name, []),
-                self.daemon.timer.next_of(j.name),
-                missed.get(j.name, 0),
-            )
-            for j in jobs
-        ]
+        readers = self.readers
 
-    def history(self, caller: Caller, params: dict[str, Any]) -> Any:
+        def work() -> Any:
+            reader = readers.get()
+            last = {**(reader.last_runs() if reader else {}), **held_last}
+            missed = add_counts(reader.misses_since(since) if reader else {}, held_misses)
+            return [
+                job_record(
+                    j,
+                    now,
+                    states.get(j.name),
+                    last.get(j.name),
+                    running.get(j.name, []),
+                    next_runs[j.name],
+                    missed.get(j.name, 0),
+                )
+                for j in jobs
+            ]
+
+        return Offload(work)
+
+    def history(self, caller: Caller, params: dict[str, Any]) -> Offload:
         job = self._job(caller, params["job"])
-        runs = self._history().runs(job.name, params.get("limit") or 20, bool(params.get("failed")))
-        return {"job": job.name, "timezone": job.timezone, "runs": [run_record(r) for r in runs]}
+        limit, failed = params.get("limit") or 20, bool(params.get("failed"))
+        held = self._history().held(job.name)
+        readers = self.readers
+
+        def work() -> Any:
+            reader = readers.get()
+            written = reader.runs(job.name, limit, failed) if reader else []
+            runs = merge_runs(written, held, limit, failed)
+            return {
+                "job": job.name,
+                "timezone": job.timezone,
+                "runs": [run_record(r) for r in runs],
+            }
+
+        return Offload(work)
+
+    def _authorize_run(self, caller: Caller, run_id: int) -> Optional[Job]:
+        """The job of a run the caller may see; raises NO_SUCH_RUN or NOT_ALLOWED."""
+        name = self._history().job_of(run_id)
+        if name is None:
+            raise Fault(FaultCode.NO_SUCH_RUN, f"no run {run_id}")
+        job = self._jobs().get(name)
+        if not may_act_on(caller, job.user if job else None):
+            raise Fault(FaultCode.NOT_ALLOWED, f"run {run_id} belongs to a job you may not see")
+        return job
 
     def _run(self, caller: Caller, run_id: int) -> Run:
+        self._authorize_run(caller, run_id)
         run = self._history().run(run_id)
         if run is None:
             raise Fault(FaultCode.NO_SUCH_RUN, f"no run {run_id}")
-        job = self._jobs().get(run.job)
-        if not may_act_on(caller, job.user if job else None):
-            raise Fault(FaultCode.NOT_ALLOWED, f"run {run_id} belongs to a job you may not see")
         return run
 
-    def logs(self, caller: Caller, params: dict[str, Any]) -> Any:
-        run = self._run(caller, params["run_id"])
-        record = run_record(run, with_output=True)
-        job = self._jobs().get(run.job)
-        record["timezone"] = job.timezone if job else "UTC"
-        return record
+    def logs(self, caller: Caller, params: dict[str, Any]) -> Offload:
+        run_id = params["run_id"]
+        job = self._authorize_run(caller, run_id)
+        history = self._history()
+        held, notes = history.held_run(run_id), history.held_notes(run_id)
+        readers = self.readers
 
-    def next(self, caller: Caller, params: dict[str, Any]) -> Any:
+        def work() -> Any:
+            reader = readers.get()
+            run = held or with_notes(reader.run(run_id) if reader else None, notes)
+            if run is None:
+                raise Fault(FaultCode.NO_SUCH_RUN, f"no run {run_id}")
+            record = run_record(run)
+            output = run.output or b""
+            record["truncated"] = run.output_bytes > len(output)
+            record["timezone"] = job.timezone if job else "UTC"
+            record["output"] = output
+            return record
+
+        return Offload(work, large="output")
+
+    def next(self, caller: Caller, params: dict[str, Any]) -> Offload:
         job = self._job(caller, params["job"])
-        rule = self.daemon.rules[job.name]
         state = self._history().job_states().get(job.name)
         last = state.last_scheduled if state else None
-        instants = upcoming_instants(rule, self.daemon.clock.now(), last, params.get("count") or 5)
-        return {
-            "job": job.name,
-            "timezone": job.timezone,
-            "next": [iso_utc(i.timestamp()) for i in instants],
-        }
+        now, count = self.daemon.clock.now(), params.get("count") or 5
+
+        def work() -> Any:
+            rule = build_rule(job.schedule, job.timezone, shared=False)  # this thread's own
+            instants = upcoming_instants(rule, now, last, count)
+            return {
+                "job": job.name,
+                "timezone": job.timezone,
+                "next": [iso_utc(i.timestamp()) for i in instants],
+            }
+
+        return Offload(work)
 
     def run(self, caller: Caller, params: dict[str, Any]) -> Any:
         job = self._job(caller, params["job"])

@@ -226,13 +226,18 @@ class AnyRule:
         return min(candidates) if candidates else None
 
 
-def build_rule(spec: ScheduleSpec, zone_name: str) -> Rule:
-    """The rule for a job's schedule; raises ScheduleError."""
+def build_rule(spec: ScheduleSpec, zone_name: str, shared: bool = True) -> Rule:
+    """The rule for a job's schedule; raises ScheduleError.
+
+    `shared` rules are cached and may be used by one thread only (the loop's); a
+    worker thread asks for its own.
+    """
     if spec.kind is ScheduleKind.EVERY:
         return EveryRule(spec.every_seconds)
     if spec.kind is ScheduleKind.AT:
         return AtRule(spec.at_local, zone_name)
-    rules = [cron_rule(e, zone_name) for e in spec.expressions]
+    make = cron_rule if shared else CronRule
+    rules = [make(e, zone_name) for e in spec.expressions]
     return rules[0] if len(rules) == 1 else AnyRule(rules)
 
 

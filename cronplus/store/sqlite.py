@@ -11,10 +11,11 @@ database is moved aside, never deleted, and a fresh one is started.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
@@ -31,6 +32,7 @@ COMPANIONS = ("-wal", "-shm")
 WRITER_BUSY_MS = 100
 READER_BUSY_MS = 5000
 _SELECT = ", ".join(RUN_COLUMNS)
+_WITHOUT_OUTPUT = _SELECT.replace("output,", "NULL AS output,", 1)
 _UPSERT_RUN = (
     f"INSERT INTO runs ({_SELECT}) VALUES ({', '.join('?' for _ in RUN_COLUMNS)})"
     " ON CONFLICT(id) DO UPDATE SET "
@@ -59,6 +61,23 @@ def is_corrupt(exc: BaseException) -> bool:
         return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
     text = str(exc)
     return "malformed" in text or "not a database" in text
+
+
+# A file system that is full, read-only or failing may recover; a path that cannot
+# exist or may not be opened needs the operator.
+_PASSING_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EIO, errno.EDQUOT, errno.EAGAIN}
+_PASSING_SQLITE = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_BUSY", "SQLITE_LOCKED")
+
+
+def passing(exc: BaseException) -> bool:
+    """Whether an error opening or writing the history may go away by itself."""
+    if isinstance(exc, OSError):
+        return exc.errno in _PASSING_ERRNOS
+    name = getattr(exc, "sqlite_errorname", "")
+    if name:
+        return name.startswith(_PASSING_SQLITE)
+    text = str(exc)
+    return any(w in text for w in ("disk is full", "disk I/O", "readonly", "locked"))
 
 
 def move_aside(path: str, now: datetime) -> str:
@@ -104,12 +123,11 @@ class SqliteHistory:
             self._migrate()
             if not readonly:
                 _secure(path)
-        except PermissionError as exc:
-            raise HistoryError(f"{path}: {exc.strerror}") from exc
         except (sqlite3.Error, OSError) as exc:
             if isinstance(exc, sqlite3.DatabaseError) and is_corrupt(exc):
                 raise CorruptHistory(f"{path}: {exc}") from exc
-            raise HistoryUnavailable(f"{path}: {_explain(exc, readonly)}") from exc
+            kind = HistoryUnavailable if passing(exc) else HistoryError
+            raise kind(f"{path}: {_explain(exc, readonly)}") from exc
 
     def _connect(self) -> sqlite3.Connection:
         if not self.readonly:
@@ -222,14 +240,19 @@ class SqliteHistory:
         return found[0] if found else None
 
     def runs(self, job: str, limit: int = 20, failed_only: bool = False) -> list[Run]:
-        """The newest runs of a job, newest first."""
+        """The newest runs of a job, newest first, without their output."""
+        where, args = "WHERE job = ?", [job]
         if failed_only:
-            marks = ", ".join("?" for _ in FAILED_STATES)
-            return self._runs(
-                f"WHERE job = ? AND state IN ({marks}) ORDER BY id DESC LIMIT ?",
-                (job, *FAILED_STATES, limit),
-            )
-        return self._runs("WHERE job = ? ORDER BY id DESC LIMIT ?", (job, limit))
+            where += f" AND state IN ({', '.join('?' for _ in FAILED_STATES)})"
+            args += FAILED_STATES
+        rows = self.db.execute(
+            f"SELECT {_WITHOUT_OUTPUT} FROM runs {where} ORDER BY id DESC LIMIT ?", (*args, limit)
+        ).fetchall()
+        return [Run(*row) for row in rows]
+
+    def job_of(self, run_id: int) -> Optional[str]:
+        row = self.db.execute("SELECT job FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else str(row[0])
 
     def open_runs(self) -> list[Run]:
         """Runs still pending or running: after a crash, the ones that were lost."""
@@ -239,10 +262,12 @@ class SqliteHistory:
         rows = self.db.execute("SELECT name, last_scheduled, last_run, paused FROM jobs").fetchall()
         return {r[0]: JobState(r[0], r[1], r[2], bool(r[3])) for r in rows}
 
-    def last_runs(self, names: Optional[Sequence[str]] = None) -> dict[str, Run]:
-        """The latest finished run of every job (or of `names`), by name."""
-        runs = self._runs("WHERE id IN (SELECT last_run FROM jobs)")
-        return {r.job: r for r in runs if names is None or r.job in names}
+    def last_runs(self) -> dict[str, Run]:
+        """The latest finished run of every job, by name, without its output."""
+        rows = self.db.execute(
+            f"SELECT {_WITHOUT_OUTPUT} FROM runs WHERE id IN (SELECT last_run FROM jobs)"
+        ).fetchall()
+        return {row[1]: Run(*row) for row in rows}
 
     def misses_since(self, since: float) -> dict[str, int]:
         """Missed instants per job scheduled at or after `since`."""

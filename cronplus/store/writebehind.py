@@ -288,21 +288,46 @@ class RunStore:
         held = self._held(run_id)
         if held is not None:
             return held
-        run = self._read(lambda b: b.run(run_id), None)
-        if run is not None:
-            notes = [note for note, rid in self._pending.notes if rid == run_id]
-            if notes:
-                run = dataclasses.replace(run, notes="\n".join([run.notes, *notes]).strip("\n"))
-        return run
+        return with_notes(self._read(lambda b: b.run(run_id), None), self.held_notes(run_id))
 
     def runs(self, job: str, limit: int = 20, failed_only: bool = False) -> list[Run]:
         """The newest runs of a job, newest first: written ones and those still in memory."""
         written: list[Run] = self._read(lambda b: b.runs(job, limit, failed_only), [])
-        found = {r.id: r for r in written}
+        return merge_runs(written, self.held(job), limit, failed_only)
+
+    def held(self, job: str) -> list[Run]:
+        """The job's rows not written yet, for an answer computed away from the loop."""
+        return [run for run in self._pending.runs.values() if run.job == job]
+
+    def job_of(self, run_id: int) -> Optional[str]:
+        """The job a run belongs to, without reading its output."""
+        held = self._held(run_id)
+        if held is not None:
+            return held.job
+        return self._read(lambda b: b.job_of(run_id), None)
+
+    def held_run(self, run_id: int) -> Optional[Run]:
+        return self._held(run_id)
+
+    def held_notes(self, run_id: int) -> list[str]:
+        return [note for note, rid in self._pending.notes if rid == run_id]
+
+    def held_last_runs(self) -> dict[str, Run]:
+        """Each job's latest finished run where it is not written yet."""
+        last = {}
         for run in self._pending.runs.values():
-            if run.job == job and (not failed_only or RunState(run.state).failed):
-                found[run.id] = run
-        return [found[i] for i in sorted(found, reverse=True)[:limit]]
+            state = self._jobs.get(run.job)
+            if state is not None and state.last_run == run.id:
+                last[run.job] = run
+        return last
+
+    def held_misses(self, since: float) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for run in self._pending.runs.values():
+            until = run.scheduled_until or run.scheduled or 0.0
+            if run.state == RunState.MISSED.value and until >= since:
+                counts[run.job] = counts.get(run.job, 0) + run.instants
+        return counts
 
     def open_runs(self) -> list[Run]:
         return [self._open[i] for i in sorted(self._open)]
@@ -313,21 +338,11 @@ class RunStore:
     def last_runs(self) -> dict[str, Run]:
         """The latest finished run of every job, by name."""
         last: dict[str, Run] = self._read(lambda b: b.last_runs(), {})
-        for run in self._pending.runs.values():
-            state = self._jobs.get(run.job)
-            if state is not None and state.last_run == run.id:
-                last[run.job] = run
-        return last
+        return {**last, **self.held_last_runs()}
 
     def misses_since(self, since: float) -> dict[str, int]:
         counts: dict[str, int] = self._read(lambda b: b.misses_since(since), {})
-        for run in self._pending.runs.values():
-            if (
-                run.state == RunState.MISSED.value
-                and (run.scheduled_until or run.scheduled or 0) >= since
-            ):
-                counts[run.job] = counts.get(run.job, 0) + run.instants
-        return counts
+        return add_counts(counts, self.held_misses(since))
 
     def _read(self, read: Callable[[SqliteHistory], T], default: T) -> T:
         """A read of the file; nothing while the daemon could not open it yet."""
@@ -341,3 +356,24 @@ class RunStore:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
+def merge_runs(written: list[Run], held: list[Run], limit: int, failed_only: bool) -> list[Run]:
+    """Rows read from the file and rows still in memory, newest first; memory wins."""
+    found = {r.id: r for r in written}
+    for run in held:
+        if not failed_only or RunState(run.state).failed:
+            found[run.id] = run
+    return [found[i] for i in sorted(found, reverse=True)[:limit]]
+
+
+def with_notes(run: Optional[Run], notes: list[str]) -> Optional[Run]:
+    if run is None or not notes:
+        return run
+    return dataclasses.replace(run, notes="\n".join([run.notes, *notes]).strip("\n"))
+
+
+def add_counts(counts: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    for key, value in more.items():
+        counts[key] = counts.get(key, 0) + value
+    return counts
