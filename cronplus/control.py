@@ -278,12 +278,17 @@ class Client:
     def call(self, method: str, **params: Any) -> Any:
         """Ask the daemon; returns the result or raises Fault, DaemonDown or PermissionError."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
+        # A blocking connect waits in the kernel while the daemon's backlog is full (a
+        # timeout would turn that into EAGAIN at once); SO_SNDTIMEO bounds the wait.
+        seconds = int(self.timeout)
+        wait = struct.pack("ll", seconds, int((self.timeout - seconds) * 1e6))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, wait)
         try:
             try:
                 sock.connect(self.path)
             except (FileNotFoundError, ConnectionRefusedError) as exc:
                 raise DaemonDown(self.path) from exc
+            sock.settimeout(self.timeout)
             self._next_id += 1
             request = {"id": self._next_id, "method": method, "params": params}
             sock.sendall(json.dumps(request).encode() + b"\n")

@@ -20,6 +20,7 @@ import json
 import os
 import socket
 import stat
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from .control import (
 )
 
 MAX_CONNECTIONS = 64  # at once, for everyone together
+BACKLOG = 1024  # connections the kernel queues before connect() waits or fails
+MAX_RATE = 50  # new connections a second, for one user other than root and the daemon's own
 MAX_PER_USER = 8  # at once, for one user other than root and the daemon's own
 RESERVED = 16  # of MAX_CONNECTIONS, for root and the daemon's own user only
 SEND_SLICE = 1 << 20  # bytes written before waiting for the client to read
@@ -82,6 +85,33 @@ class Admission:
             del self.by_user[caller.uid]
 
 
+class ConnectionRate:
+    """New connections per user and second: a flood is turned away at once, unread."""
+
+    def __init__(self) -> None:
+        self.second = 0
+        self.counts: collections.Counter[int] = collections.Counter()
+
+    def allow(self, caller: Caller) -> bool:
+        if privileged(caller):
+            return True
+        second = int(time.monotonic())
+        if second != self.second:
+            self.second, self.counts = second, collections.Counter()
+        self.counts[caller.uid] += 1
+        return self.counts[caller.uid] <= MAX_RATE
+
+
+def _refuse(connection: socket.socket, caller: Caller) -> None:
+    """Say why, if the client listens at once, and close: never wait on a refused client."""
+    who = "the daemon has" if privileged(caller) else "you have"
+    refusal = Fault(FaultCode.TOO_MANY_CONNECTIONS, f"{who} too many connections, try again")
+    connection.setblocking(False)
+    with contextlib.suppress(OSError):
+        connection.send(b"".join(_encode({"id": None, "fault": refusal.as_json()})))
+    connection.close()
+
+
 def privileged(caller: Caller) -> bool:
     return caller.uid in (0, os.geteuid())
 
@@ -93,9 +123,10 @@ class ControlServer:
         self.path = path
         self.handler = handler
         self.on_error = on_error
-        self.server: Optional[asyncio.AbstractServer] = None
+        self.listener: Optional[socket.socket] = None
         self.connections: set[asyncio.Task[None]] = set()
         self.admission = Admission()
+        self.rate = ConnectionRate()
         self._workers = ThreadPoolExecutor(2, "control")
         self._others = ThreadPoolExecutor(1, "control-users")
 
@@ -109,38 +140,58 @@ class ControlServer:
             if not stat.S_ISSOCK(os.lstat(self.path).st_mode):
                 raise OSError(f"{self.path}: exists and is not a socket")
             os.unlink(self.path)
-        self.server = await asyncio.start_unix_server(
-            self._serve, self.path, limit=MAX_REQUEST, backlog=MAX_CONNECTIONS * 2
-        )
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.path)
         os.chmod(self.path, mode)
+        listener.listen(BACKLOG)
+        listener.setblocking(False)
+        self.listener = listener
+        asyncio.get_running_loop().add_reader(listener.fileno(), self._accept)
 
     async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            for task in list(self.connections):
-                task.cancel()
-            await self.server.wait_closed()
-            self.server = None
+        if self.listener is not None:
+            asyncio.get_running_loop().remove_reader(self.listener.fileno())
+            self.listener.close()
+            self.listener = None
+        for task in list(self.connections):
+            task.cancel()
         self._workers.shutdown(wait=False, cancel_futures=True)
         self._others.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        caller: Optional[Caller] = None
-        try:
-            caller = peer_credentials(writer.get_extra_info("socket"))
-            if not self.admission.admit(caller):
-                who = "the daemon has" if privileged(caller) else "you have"
-                caller = None  # not admitted: nothing to release
-                refusal = Fault(
-                    FaultCode.TOO_MANY_CONNECTIONS, f"{who} too many connections, try again"
-                )
-                await self._send(writer, _encode({"id": None, "fault": refusal.as_json()}))
+    def _accept(self) -> None:
+        """Take what waits in the backlog; a refused connection costs an accept and a close.
+
+        Nothing is read from a connection before its user is known and admitted, so
+        a flood of connections is turned away as fast as the kernel hands them over.
+        """
+        assert self.listener is not None
+        for _ in range(BACKLOG):
+            try:
+                connection, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
                 return
+            except OSError as exc:  # out of descriptors: refuse until some are closed
+                self.on_error("control socket accept failed", exc)
+                return
+            try:
+                caller = peer_credentials(connection)
+            except OSError:
+                connection.close()
+                continue
+            if not self.rate.allow(caller) or not self.admission.admit(caller):
+                _refuse(connection, caller)
+                continue
+            connection.setblocking(False)
+            task = asyncio.get_running_loop().create_task(self._serve(connection, caller))
             self.connections.add(task)
+            task.add_done_callback(self.connections.discard)
+
+    async def _serve(self, connection: socket.socket, caller: Caller) -> None:
+        writer: Optional[asyncio.StreamWriter] = None
+        try:
+            reader, writer = await asyncio.open_unix_connection(sock=connection, limit=MAX_REQUEST)
             while True:
                 line = await self._read_request(reader, writer)
                 if line is None:
@@ -151,10 +202,11 @@ class ControlServer:
         except Exception as exc:  # a bug must not take the daemon down with one client
             self.on_error("control connection failed", exc)
         finally:
-            self.connections.discard(task)
-            if caller is not None:
-                self.admission.release(caller)
-            writer.close()
+            self.admission.release(caller)
+            if writer is not None:
+                writer.close()
+            else:
+                connection.close()
 
     async def _answer(self, line: bytes, caller: Caller) -> Iterator[bytes]:
         try:

@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import __version__
 from .clock import SystemClock, iso_utc, zone
-from .control import METHOD_BY_NAME, Client, DaemonDown, Fault, FaultCode, describe_methods
+from .control import (
+    MAX_NEXT,
+    MAX_RUNS,
+    METHOD_BY_NAME,
+    Client,
+    DaemonDown,
+    Fault,
+    FaultCode,
+    describe_methods,
+)
 from .errors import ConfigError, CronplusError, HistoryError, ScheduleError
 from .paths import Paths, add_instance_arguments, resolve
 
@@ -554,8 +563,9 @@ def subcommands() -> list[str]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "n", 1) < 1:
-        print("cronplusctl: -n must be at least 1", file=sys.stderr)
+    most = MAX_RUNS if args.command == "history" else MAX_NEXT
+    if not 1 <= getattr(args, "n", 1) <= most:
+        print(f"cronplusctl: -n must be from 1 to {most}", file=sys.stderr)
         return EXIT_USAGE
     ctl = Ctl(args)
     try:
