@@ -14,6 +14,7 @@ import collections
 import contextlib
 import itertools
 import os
+import secrets
 import signal
 import sys
 import time
@@ -26,11 +27,11 @@ import structlog
 
 from . import __version__, config, logs
 from .clock import Clock, SystemClock, iso_utc
+from .containment import LostRun, choose, discard_group, leftover_processes
 from .control import ControlServer
 from .dispatch import Decision, Dispatcher, retry_delay
 from .errors import ConfigError, CronplusError, HistoryError
 from .history import History, Run
-from .limits import Cgroups, orphans
 from .model import CatchUp, Config, Job, Outcome, RunState, ScheduleKind, ScheduleSpec, Trigger
 from .notify import Event, event_for, notifier_command
 from .operations import Operations
@@ -84,6 +85,7 @@ class Daemon:
         self._notifier_runs: dict[int, tuple[str, int]] = {}  # notifier run -> (name, run told of)
         self.started_at = clock.now().timestamp()
         self.manager = ServiceManager()
+        self.instance = secrets.token_hex(4)  # CRONPLUS_INSTANCE: tells our runs from others'
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -105,15 +107,9 @@ class Daemon:
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.wake = asyncio.Event()
-        cgroups = Cgroups.detect()
-        if cgroups is not None:
-            try:
-                cgroups.prepare()
-            except OSError as exc:
-                self.log.warning("cgroup unusable; memory limits use the watchdog", error=str(exc))
-                cgroups = None
-        self.runner = Runner(loop, self.clock, self._on_exit, cgroups)
-        self.log.info("memory limits", enforced_by="cgroup" if cgroups else "watchdog")
+        containment = choose(self.config.settings.cgroups if self.config else "auto", self.instance)
+        self.runner = Runner(loop, self.clock, self._on_exit, containment, self.instance)
+        self.log.info("runs contained", **containment.describe())
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
 
@@ -142,8 +138,8 @@ class Daemon:
         """Runs left open by a daemon that died: waiting retries are re-armed, the rest are lost.
 
         A lost run's processes may still be alive, orphaned: they are stopped (only
-        processes whose environment carries its run id), then the run is retried as
-        its job's policy says.
+        processes provably its own, see `leftover_processes`), then the run is retried
+        as its job's policy says.
         """
         assert self.history is not None and self.config is not None
         lost = []
@@ -153,12 +149,16 @@ class Daemon:
                 self.retry_timer.set(str(run.id), datetime.fromtimestamp(run.due, UTC))
             else:
                 lost.append(run)
-        left_behind = orphans([run.id for run in lost])  # one walk of /proc for all of them
-        for run in lost:
+        # one walk of /proc for all of them; without the recorded start and boot, none is provable
+        lost_runs = [LostRun(run.id, run.pid, None, None, None) for run in lost]
+        left_behind = leftover_processes(lost_runs, self.instance)
+        for run, lost_run in zip(lost, lost_runs):
             for pid in left_behind[run.id]:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
                     self.log.warning("stopped an orphan", job=run.job, run_id=run.id, pid=pid)
+            if lost_run.cgroup:
+                discard_group(lost_run.cgroup)
             reason = (
                 "lost: the daemon stopped while it was running"
                 if run.state == "running"
@@ -240,6 +240,8 @@ class Daemon:
                 await self.wait()
         finally:
             await server.close()
+            if self.runner is not None:
+                self.runner.close()
         self.log.info("stopped")
         if self.history is not None:
             self.history.close()
@@ -566,9 +568,9 @@ class Daemon:
         assert self.history is not None and self.runner is not None
         started = []
         for waiting in self.dispatcher.startable():
-            pid = self.runner.start(waiting.run_id, waiting.job)
-            if pid is not None:  # else the spawn failure arrives through reap()
-                started.append((waiting, pid, self.clock.now().timestamp()))
+            spawned = self.runner.start(waiting.run_id, waiting.job)
+            if spawned is not None:  # else the spawn failure arrives through reap()
+                started.append((waiting, spawned.pid, self.clock.now().timestamp()))
         if not started:
             return
         with self.history.batch():

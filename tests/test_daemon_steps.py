@@ -19,7 +19,7 @@ from cronplus.daemon import MAX_SLEEP, Daemon
 from cronplus.history import History
 from cronplus.model import Job, Outcome, RunState, Trigger
 from cronplus.paths import resolve
-from cronplus.runner import RunResult
+from cronplus.runner import RunResult, Spawned
 
 UTC = timezone.utc
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -37,13 +37,13 @@ class FakeRunner:
 
     def start(
         self, run_id: int, job: Job, on_exit: Callable[[RunResult], None] | None = None
-    ) -> int:
+    ) -> Spawned:
         if on_exit is not None:  # a notifier: kept apart from the runs
             self.notified.append(job)
-            return 20_000 - run_id
+            return Spawned(20_000 - run_id, None, None)
         self.active[run_id] = job
         self.started.append((run_id, job.name))
-        return 10_000 + run_id
+        return Spawned(10_000 + run_id, None, None)
 
     def stop(self, run_id: int, reason: Outcome, detail: str = "") -> None:
         self.stopped.append((run_id, reason))
