@@ -107,7 +107,8 @@ class Daemon:
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.wake = asyncio.Event()
-        containment = choose(self.config.settings.cgroups if self.config else "auto", self.instance)
+        mode = self.config.settings.cgroups if self.config else "auto"
+        containment = choose(mode, self.instance, lambda why: self.log.warning(why))
         self.runner = Runner(loop, self.clock, self._on_exit, containment, self.instance)
         self.log.info("runs contained", **containment.describe())
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):

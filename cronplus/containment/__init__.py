@@ -33,7 +33,7 @@ Joining and leaving cost two small writes per run.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable
 
 from .base import Containment, OverLimit, RunGroup
 from .cgroup import discard_group
@@ -46,16 +46,20 @@ from .subreaper import Subreaper
 MODES = ("auto", "off")
 
 
-def choose(mode: str, instance: str) -> Containment:
-    """`auto`: v2 delegated, else v1 memory, else the subreaper; `off`: the subreaper."""
+def choose(mode: str, instance: str, warn: Callable[[str], None] = lambda _: None) -> Containment:
+    """`auto`: v2 delegated, else v1 memory, else the subreaper; `off`: the subreaper.
+
+    `warn` hears of a cgroup that looked usable and was not.
+    """
     if mode == "auto":
-        v2: Optional[CgroupV2] = CgroupV2.detect()
+        v2 = CgroupV2.detect()
         if v2 is not None:
             try:
                 v2.prepare()
+                v2.check()
                 return v2
-            except OSError:
-                pass  # a subtree that looked delegated but is not: try the next
+            except OSError as exc:
+                warn(f"cgroup v2 at {v2.runs} unusable: {exc.strerror or exc}")
         v1 = CgroupV1.detect(instance)
         if v1 is not None:
             return v1

@@ -127,17 +127,17 @@ class Cgroup:
     """One run's cgroup."""
 
     def __init__(self, path: str, relative: str, dialect: Dialect) -> None:
-        self._path = path
+        self.directory = path
         self.relative = relative  # as /proc/<pid>/cgroup names it
         self.dialect = dialect
 
     @property
     def path(self) -> Optional[str]:
-        return self._path
+        return self.directory
 
     def members(self) -> list[int]:
         try:
-            with open(os.path.join(self._path, "cgroup.procs")) as procs:
+            with open(os.path.join(self.directory, "cgroup.procs")) as procs:
                 return [int(pid) for pid in procs.read().split()]
         except (OSError, ValueError):
             return []
@@ -148,7 +148,7 @@ class Cgroup:
     def limit(self, limit: int) -> None:
         for name in self.dialect.limit_files:
             try:
-                write(os.path.join(self._path, name), str(limit))
+                write(os.path.join(self.directory, name), str(limit))
             except FileNotFoundError:
                 if name == self.dialect.limit_files[0]:
                     raise
@@ -158,12 +158,12 @@ class Cgroup:
                 raise
         for name, value in self.dialect.limit_extras:
             with contextlib.suppress(OSError):  # not on every kernel; the limit holds without it
-                write(os.path.join(self._path, name), value)
+                write(os.path.join(self.directory, name), value)
 
     def signal(self, signum: int) -> None:
         if signum == signal.SIGKILL and self.dialect.kill_file:
             with contextlib.suppress(OSError):
-                write(os.path.join(self._path, self.dialect.kill_file), "1")
+                write(os.path.join(self.directory, self.dialect.kill_file), "1")
                 return
         me = os.getpid()
         for pid in self.members():
@@ -177,18 +177,18 @@ class Cgroup:
         return 0  # the kernel enforces the limit; the watchdog has nothing to add
 
     def oom_kills(self) -> int:
-        count = read_key(os.path.join(self._path, self.dialect.oom_file), "oom_kill")
+        count = read_key(os.path.join(self.directory, self.dialect.oom_file), "oom_kill")
         if count is not None:
             return count
         # a v1 kernel before 4.13 counts no kills: a limit that was hit is the next best sign
-        return read_int(os.path.join(self._path, "memory.failcnt")) or 0
+        return read_int(os.path.join(self.directory, "memory.failcnt")) or 0
 
     def peak(self) -> Optional[int]:
-        return read_int(os.path.join(self._path, self.dialect.peak_file))
+        return read_int(os.path.join(self.directory, self.dialect.peak_file))
 
     def release(self) -> None:
         with contextlib.suppress(OSError):  # members still leaving: an empty group stays behind
-            os.rmdir(self._path)
+            os.rmdir(self.directory)
 
 
 class CgroupTree:
@@ -207,14 +207,12 @@ class CgroupTree:
     def spawn(
         self, run_id: int, start: Callable[[], subprocess.Popen[bytes]]
     ) -> tuple[subprocess.Popen[bytes], Cgroup]:
-        path = os.path.join(self.runs, f"run-{run_id}")
-        os.mkdir(path)
-        group = Cgroup(path, "/" + os.path.relpath(path, self.mount), self.dialect)
+        group = self._make(f"run-{run_id}")
         process: Optional[subprocess.Popen[bytes]] = None
         try:
             with self._lock:
                 home = self._home()
-                self._join(path)
+                self._join(group.directory)
                 try:
                     process = start()
                 finally:
@@ -227,6 +225,28 @@ class CgroupTree:
             group.release()
             raise
         return process, group
+
+    def _make(self, name: str) -> Cgroup:
+        """A fresh group: one left by an earlier daemon is replaced, its counters are stale."""
+        os.makedirs(self.runs, exist_ok=True)  # made on the first run: nothing to leave before
+        path = os.path.join(self.runs, name)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            os.rmdir(path)  # fails, and so the run, if processes are still in it
+            os.mkdir(path)
+        return Cgroup(path, "/" + os.path.relpath(path, self.mount), self.dialect)
+
+    def check(self) -> None:
+        """Raise OSError unless a group can be made, joined and left here."""
+        group = self._make(f"check-{os.getpid()}")
+        try:
+            with self._lock:
+                home = self._home()
+                self._join(group.directory)
+                self._join(home)
+        finally:
+            group.release()
 
     def _home(self) -> str:
         """The group the calling thread is in now, to go back to."""

@@ -41,12 +41,14 @@ class CgroupV1(CgroupTree):
         home = os.path.join(mount, own.lstrip("/"))
         if not os.access(home, os.W_OK):
             return None
-        runs = os.path.join(home, f"cronplus-{instance}")
+        tree = cls(mount, os.path.join(home, f"cronplus-{instance}"))
         try:
-            os.makedirs(runs, exist_ok=True)
+            tree.check()
         except OSError:
             return None
-        return cls(mount, runs)
+        finally:
+            tree.close()  # made again by the first run
+        return tree
 
     def close(self) -> None:
         with contextlib.suppress(OSError):  # runs that did not end keep it

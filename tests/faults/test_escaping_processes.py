@@ -20,13 +20,16 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
-from helpers import MECHANISMS, contained, make_job, marked, run_job
+from helpers import INSTANCE, MECHANISMS, contained, make_job, marked, run_job
+from test_end_to_end import DaemonProcess, daemon_factory
 
 from cronplus.containment import Containment
 from cronplus.containment.cgroup import Cgroup, read_int
 from cronplus.containment.cgroup_v1 import CgroupV1
 from cronplus.model import Job, Outcome
 from cronplus.runner import Runner, Spawned
+
+__all__ = ["daemon_factory"]  # a fixture
 
 MiB = 1024 * 1024
 ALLOCATE = (
@@ -259,4 +262,31 @@ def test_a_run_already_over_its_limit_when_it_is_set_is_stopped(marker: str) -> 
         result = run_job(job(marker, command, memory_limit=16 * MiB), containment=slow)
     assert result.outcome is Outcome.MEMORY_LIMIT
     assert result.reason == "memory-limit: over its limit of 16 MiB before it could be set"
+    assert none_left(marker)
+
+
+@pytest.mark.parametrize("cgroups", ["auto", "off"])
+def test_the_daemon_contains_runs_as_daemon_cgroups_says(
+    cgroups: str, daemon_factory: Callable[[str], DaemonProcess], marker: str
+) -> None:
+    text = f"""
+        daemon: {{cgroups: {cgroups}}}
+        jobs:
+          escape:
+            schedule: "* * * * * *"
+            command: setsid -f sleep 60
+            timeout: 1s
+            kill_grace: 1s
+            env: {{ESCAPE_MARKER: {marker}}}
+        """
+    daemon = daemon_factory(text).start()
+    daemon.wait_for(lambda: any(r["state"] == "timed-out" for r in daemon.runs("escape")))
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit() == 0
+    (contained_by,) = daemon.records("runs contained")
+    if cgroups == "off":
+        assert contained_by["mechanism"] == "subreaper"
+    elif CgroupV1.detect(INSTANCE) is not None:
+        assert contained_by["mechanism"] in ("cgroup-v2", "cgroup-v1")
+        assert contained_by["memory_limits"] == "kernel"
     assert none_left(marker)
