@@ -309,3 +309,19 @@ def test_cgroups_off_chooses_the_subreaper_and_auto_the_best_cgroup() -> None:
         assert auto.describe()["memory_limits"] == "kernel"
     finally:
         auto.close()
+
+
+def test_the_subreaper_walks_all_of_proc_where_there_are_no_children_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import cronplus.containment.subreaper as subreaper
+
+    monkeypatch.setattr(subreaper, "descendants", lambda root: None)  # no CONFIG_PROC_CHILDREN
+    marker = tmp_path / "escaped"
+    command = f"setsid -f sh -c 'sleep 60; : {marker}'"
+    with contained("subreaper") as tracking:
+        result = run_job(
+            make_job(command=command, timeout=1.0, kill_grace=1.0), containment=tracking
+        )
+    assert result.outcome is Outcome.TIMEOUT
+    assert not _running_with(str(marker))

@@ -203,6 +203,7 @@ class CgroupTree:
         self.dialect = dialect
         self.kind = f"cgroup-{dialect.version}"
         self._lock = threading.Lock()  # one birth at a time: v2 moves the whole daemon
+        self._made = False  # the runs' directory exists
 
     def spawn(
         self, run_id: int, start: Callable[[], subprocess.Popen[bytes]]
@@ -228,7 +229,9 @@ class CgroupTree:
 
     def _make(self, name: str) -> Cgroup:
         """A fresh group: one left by an earlier daemon is replaced, its counters are stale."""
-        os.makedirs(self.runs, exist_ok=True)  # made on the first run: nothing to leave before
+        if not self._made:  # made on the first run: nothing to leave behind before
+            os.makedirs(self.runs, exist_ok=True)
+            self._made = True
         path = os.path.join(self.runs, name)
         try:
             os.mkdir(path)
@@ -249,7 +252,10 @@ class CgroupTree:
             group.release()
 
     def _home(self) -> str:
-        """The group the calling thread is in now, to go back to."""
+        """The group the calling thread is in now, to go back to.
+
+        Read at each birth, not kept: whoever manages the host may move the daemon.
+        """
         whose = "thread-self" if self.dialect.join_file == "tasks" else "self"
         relative = own_path(self.dialect.controller, whose)
         if relative is None:

@@ -51,5 +51,6 @@ class CgroupV1(CgroupTree):
         return tree
 
     def close(self) -> None:
+        self._made = False
         with contextlib.suppress(OSError):  # runs that did not end keep it
             os.rmdir(self.runs)

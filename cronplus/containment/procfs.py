@@ -66,6 +66,40 @@ def processes() -> Iterator[Process]:
                 yield found
 
 
+def descendants(root: int) -> Optional[list[Process]]:
+    """Every process below `root`, following /proc/<pid>/task/<tid>/children from it.
+
+    Costs in proportion to the descendants, not to every process on the machine;
+    None where the kernel lacks those files (CONFIG_PROC_CHILDREN).
+    """
+    if not os.path.exists(f"/proc/{root}/task/{root}/children"):
+        return None
+    found: list[Process] = []
+    stack = _children(root)
+    while stack:
+        pid = stack.pop()
+        current = process(pid)
+        if current is not None:
+            found.append(current)
+            stack.extend(_children(pid))
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    pids: list[int] = []
+    for task in tasks:
+        with (
+            contextlib.suppress(OSError, ValueError),
+            open(f"/proc/{pid}/task/{task}/children") as children,
+        ):
+            pids.extend(int(child) for child in children.read().split())
+    return pids
+
+
 def process_start_ticks(pid: int) -> Optional[int]:
     """When `pid` started, in clock ticks since boot; None when there is no such process."""
     found = process(pid)

@@ -2,13 +2,14 @@
 
 With PR_SET_CHILD_SUBREAPER, a process whose parent dies is handed to the
 daemon instead of init, so every process a run ever starts stays below the
-daemon however it forks or `setsid`s.  Each walk of /proc (four a second
-while runs are active) gives every process below a run's leader to that run
-and remembers it by (pid, start time); a process handed to the daemon is the
-run's it was last seen under, else the run its environment names
-(`CRONPLUS_INSTANCE` and `CRONPLUS_RUN_ID`), else the run whose live leader
-leads its session.  A process that dropped its environment, left its session
-and lost its parent between two walks cannot be placed, and stays alone.
+daemon however it forks or `setsid`s.  Each walk down from the daemon (four a
+second while runs are active; through /proc/<pid>/task/<tid>/children where
+the kernel has them, else over all of /proc) gives every process below a run's
+leader to that run and remembers it by (pid, start time).  A process handed to
+the daemon is the run's it was last seen under, else the run its environment
+names (`CRONPLUS_INSTANCE` and `CRONPLUS_RUN_ID`), else the run whose live
+leader leads its session.  A process that dropped its environment, left its
+session and lost its parent between two walks cannot be placed, and stays alone.
 
 Handed-over processes that exit become the daemon's zombies.  The walk reaps
 each by pid, never with waitpid(-1), and never a run's leader, whose exit
@@ -29,7 +30,7 @@ import sys
 from collections import defaultdict
 from typing import Callable, Optional
 
-from .procfs import Process, environment, process, processes, send_signal
+from .procfs import Process, descendants, environment, process, processes, send_signal
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -69,7 +70,8 @@ class TrackedRun:
                 send_signal(pid, signum, lambda m=member: _same(m))  # type: ignore[misc]
 
     def empty(self) -> bool:
-        return not any(member.alive for member in self.members.values())
+        # a zombie member counts: its children may still be on their way to the daemon
+        return not self.members
 
     def usage(self) -> int:
         return sum(member.rss for member in self.members.values())
@@ -111,7 +113,8 @@ class Subreaper:
 
     def refresh(self) -> None:
         """One walk of /proc: place every process below the daemon, reap handed-over zombies."""
-        everyone = {found.pid: found for found in processes()}
+        below = descendants(os.getpid())
+        everyone = {found.pid: found for found in (processes() if below is None else below)}
         for tracked in self.runs.values():
             tracked.members = {}
         if not everyone:
