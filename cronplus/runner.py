@@ -172,7 +172,7 @@ class Runner:
         done = on_exit or self.on_exit
         started, mono = self.clock.now().timestamp(), self.clock.monotonic()
         try:
-            process, group = self.containment.spawn(run_id, lambda: self._spawn(run_id, job))
+            process, group = self.containment.spawn(run_id, self._command(run_id, job))
         except SpawnError as exc:
             self._report_spawn_failure(run_id, mono, str(exc), done)
             return None
@@ -181,6 +181,7 @@ class Runner:
             where = f": {exc.filename}" if exc.filename else ""
             self._report_spawn_failure(run_id, mono, f"{detail}{where}", done)
             return None
+        spawned = Spawned(process.pid, process_start_ticks(process.pid), group.path)
         assert process.stdout is not None
         output_fd = process.stdout.fileno()
         os.set_blocking(output_fd, False)
@@ -199,7 +200,7 @@ class Runner:
         if job.memory_limit is not None:
             self._limit_memory(active, job.memory_limit)
         self._watch()
-        return Spawned(process.pid, process_start_ticks(process.pid), group.path)
+        return spawned
 
     def _limit_memory(self, active: ActiveRun, limit: int) -> None:
         """Set after the birth, with the daemon out of the group; a run already over it stops."""
@@ -246,14 +247,16 @@ class Runner:
             )
             self.kill(active.run_id, Outcome.MEMORY_LIMIT, detail)
 
-    def _spawn(self, run_id: int, job: Job) -> subprocess.Popen[bytes]:
+    def _command(self, run_id: int, job: Job) -> Callable[[], subprocess.Popen[bytes]]:
+        """What the containment calls to fork; what can be checked before is (SpawnError)."""
         argv = command_argv(job)
         target, account = identity(job)
         env = environment(job, account, target is not None, run_id, self.instance)
         workdir = job.workdir or account.pw_dir or "/"
         if not os.path.isdir(workdir):
             raise SpawnError(f"working directory {workdir} does not exist")
-        return subprocess.Popen(  # the command is the job's, by design
+        groups = os.getgrouplist(target.pw_name, target.pw_gid) if target else None
+        return lambda: subprocess.Popen(  # the command is the job's, by design
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -264,7 +267,7 @@ class Runner:
             close_fds=True,
             user=target.pw_uid if target else None,
             group=target.pw_gid if target else None,
-            extra_groups=os.getgrouplist(target.pw_name, target.pw_gid) if target else None,
+            extra_groups=groups,
         )
 
     def _report_spawn_failure(

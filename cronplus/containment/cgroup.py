@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import signal
 import subprocess
@@ -168,7 +169,7 @@ class Cgroup:
         me = os.getpid()
         for pid in self.members():
             if pid != me:
-                send_signal(pid, signum, lambda pid=pid: self.holds(pid))  # type: ignore[misc]
+                send_signal(pid, signum, functools.partial(self.holds, pid))
 
     def empty(self) -> bool:
         return not self.members()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import subprocess
 import sys
@@ -67,7 +68,7 @@ class TrackedRun:
     def signal(self, signum: int) -> None:
         for pid, member in list(self.members.items()):
             if member.alive:
-                send_signal(pid, signum, lambda m=member: _same(m))  # type: ignore[misc]
+                send_signal(pid, signum, functools.partial(_same, member))
 
     def empty(self) -> bool:
         # a zombie member counts: its children may still be on their way to the daemon
