@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from .procfs import boot_id, environment, process_start_ticks, processes
+from .procfs import boot_id, environment, process, processes
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,7 @@ def leftover_processes(runs: Sequence[LostRun], instance: str) -> dict[int, list
     if not provable:
         return found
     members = {run.run_id: _cgroup_members(run.cgroup) for run in provable}
-    live_leader = {
-        run.run_id: run.pid is not None and process_start_ticks(run.pid) == run.start_ticks
-        for run in provable
-    }
+    live_leader = {run.run_id: _alive_since(run.pid, run.start_ticks) for run in provable}
     earliest = min(run.start_ticks or 0 for run in provable)
     me = os.getpid()
     for candidate in processes():
@@ -74,6 +71,12 @@ def leftover_processes(runs: Sequence[LostRun], instance: str) -> dict[int, list
             if _names(env, instance, run.run_id):
                 found[run.run_id].append(candidate.pid)
     return found
+
+
+def _alive_since(pid: Optional[int], start_ticks: Optional[int]) -> bool:
+    """`pid` is still the process that started at `start_ticks`, and not a zombie."""
+    leader = process(pid) if pid is not None else None
+    return leader is not None and leader.alive and leader.start_ticks == start_ticks
 
 
 def _names(env: dict[bytes, bytes], instance: str, run_id: int) -> bool:
