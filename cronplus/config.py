@@ -217,6 +217,7 @@ DAEMON_KEYS: dict[str, Converter] = {
     "history": lambda v: convert.text(v, "a file path"),
     "keep_runs": lambda v: convert.integer(v, 1, 10_000_000),
     "shutdown_grace": lambda v: convert.duration(v, maximum=86400),
+    "cgroups": lambda v: "off" if v is False else convert.choice(v, ("auto", "off")),  # YAML: off
 }
 
 

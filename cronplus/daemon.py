@@ -28,10 +28,10 @@ import structlog
 from . import __version__, accounting, config, logs
 from .clock import Clock, SystemClock, iso_utc
 from .clockwatch import THRESHOLD, ClockJump, ClockWatch
+from .containment import boot_id, choose
 from .controlserver import ControlServer
 from .dispatch import Decision, Dispatcher, retry_delay
 from .errors import ConfigError, ConfigProblem, CronplusError, HistoryError
-from .limits import Cgroups, boot_id
 from .model import Config, Job, Outcome, RunState, Trigger
 from .notifications import Notifications
 from .notify import Event, event_for
@@ -123,15 +123,11 @@ class Daemon:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         assert self.history is not None
         self.wake = asyncio.Event()
-        cgroups = Cgroups.detect()
-        if cgroups is not None:
-            try:
-                cgroups.prepare()
-            except OSError as exc:
-                self.log.warning("cgroup unusable; memory limits use the watchdog", error=str(exc))
-                cgroups = None
-        self.runner = Runner(loop, self.clock, self._on_exit, cgroups, self.history.instance)
-        self.log.info("memory limits", enforced_by="cgroup" if cgroups else "watchdog")
+        mode = self.config.settings.cgroups if self.config else "auto"
+        instance = self.history.instance
+        containment = choose(mode, instance, lambda why: self.log.warning(why))
+        self.runner = Runner(loop, self.clock, self._on_exit, containment, instance)
+        self.log.info("runs contained", **containment.describe())
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
         alarm = self.clockwatch.alarm
@@ -175,6 +171,8 @@ class Daemon:
         finally:
             await server.close()
             self.clockwatch.close()
+            if self.runner is not None:
+                self.runner.close()
         self.log.info("stopped")
         if self.history is not None:
             self.flush(self.clock.now())

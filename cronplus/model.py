@@ -165,6 +165,7 @@ class Settings:
     history: str = ""  # empty: <state dir>/history.db
     keep_runs: int = 1000
     shutdown_grace: float = 30.0
+    cgroups: str = "auto"  # auto: a cgroup per run where the kernel allows; off: subreaper tracking
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import signal
 from datetime import datetime, timezone
 from typing import Any
 
-from .limits import LostRun, leftover_processes
+from .containment import LostRun, discard_group, leftover_processes
 from .model import Config, RunState, Trigger
 from .store import OPEN_STATES, Run, RunStore
 from .timer import Timer
@@ -44,6 +44,8 @@ def recover(
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
                 log.warning("stopped an orphan", job=run.job, run_id=run.id, pid=pid)
+        if run.cgroup:
+            discard_group(run.cgroup)
         reason = (
             "lost: the daemon stopped while it was running"
             if run.state == "running"

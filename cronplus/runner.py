@@ -1,11 +1,13 @@
 """The only place processes start.
 
 Every run goes through `Runner.start`: user and groups, a clean environment,
-working directory, its own session and process group, a timeout that stops the
-whole group, and output kept as a bounded tail.  A command that cannot start
+working directory, its own session and process group, born inside its own
+containment group (see `containment`), a timeout that stops every process of
+the run, and output kept as a bounded tail.  A command that cannot start
 becomes a finished run with the reason, never an exception in the daemon loop.
-Children are watched with a pidfd where the kernel has one, else with SIGCHLD;
-never with a thread per child.
+Leaders are watched with a pidfd where the kernel has one, else with SIGCHLD;
+never with a thread per child.  A run ends when its leader has exited and no
+process of its group is left.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .clock import Clock
-from .limits import SAMPLE_SECONDS, Cgroups, process_start_ticks, sessions_rss
+from .containment import Containment, OverLimit, RunGroup, process_start_ticks
 from .model import Job, Outcome
 from .notify import desktop_argv, session_environment
 
@@ -30,6 +32,18 @@ PASSED_THROUGH = ("LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE")
 # Only for runs as the daemon's own user: what a desktop job needs to reach the session.
 SESSION_VARIABLES = ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "WAYLAND_DISPLAY")
 READ_CHUNK = 65536
+SAMPLE_SECONDS = 0.25  # the watchdog's pace, and how soon a run's last process is missed
+KILL_AGAIN = 0.05  # SIGKILL passes until the group is empty: members may fork meanwhile
+KILL_GIVE_UP = 10.0  # a process that outlives this many seconds of SIGKILL is stuck in the kernel
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """A started run, as the history records it to find its processes after a crash."""
+
+    pid: int
+    start_ticks: Optional[int]  # field 22 of /proc/<pid>/stat
+    cgroup: Optional[str]  # the run's cgroup directory, or None
 
 
 @dataclass(frozen=True)
@@ -48,20 +62,12 @@ class RunResult:
     pid: Optional[int] = None
 
 
-@dataclass(frozen=True)
-class Spawned:
-    """A started run's process, as the history records it to know it again after a crash."""
-
-    pid: int
-    start_ticks: Optional[int]  # clock ticks since boot
-    cgroup: Optional[str]
-
-
 @dataclass
 class ActiveRun:
     run_id: int
     job: Job
     process: subprocess.Popen[bytes]
+    group: RunGroup
     started: float
     started_mono: float
     output_fd: int
@@ -72,9 +78,11 @@ class ActiveRun:
     stop_reason: Optional[Outcome] = None
     stop_detail: str = ""  # overrides the usual reason text
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
-    cgroup: Optional[str] = None  # the run's own cgroup, when the kernel enforces its limit
-    watched: bool = False  # the watchdog samples its tree's memory
     peak_sampled: int = 0
+    leader_code: Optional[int] = None  # set when the leader has exited and been reaped
+    leader_usage: Optional[object] = None
+    killing_since: Optional[float] = None  # monotonic time of the first SIGKILL pass
+    kill_again: Optional[asyncio.TimerHandle] = None
 
     @property
     def pid(self) -> int:
@@ -111,7 +119,7 @@ def identity(job: Job) -> tuple[Optional[pwd.struct_passwd], pwd.struct_passwd]:
 
 
 def environment(
-    job: Job, account: pwd.struct_passwd, switching: bool, run_id: int, instance: str = ""
+    job: Job, account: pwd.struct_passwd, switching: bool, run_id: int, instance: str
 ) -> dict[str, str]:
     """A clean environment as cron gives, plus the job's own variables."""
     env = {
@@ -127,7 +135,7 @@ def environment(
         env.update(session_environment(account.pw_uid))  # the target user's own session bus
     env["CRONPLUS_JOB"] = job.name
     env["CRONPLUS_RUN_ID"] = str(run_id)
-    env["CRONPLUS_INSTANCE"] = instance
+    env["CRONPLUS_INSTANCE"] = instance  # with the run id, names the run's processes for good
     env.update(job.env)  # the config keeps CRONPLUS_* for us; notifier runs set their own facts
     return env
 
@@ -140,16 +148,16 @@ class Runner:
         loop: asyncio.AbstractEventLoop,
         clock: Clock,
         on_exit: Callable[[RunResult], None],
-        cgroups: Optional[Cgroups] = None,
-        instance: str = "",
+        containment: Containment,
+        instance: str,
     ) -> None:
         self.loop = loop
-        self.instance = instance
         self.clock = clock
         self.on_exit = on_exit
-        self.cgroups = cgroups
+        self.containment = containment
+        self.instance = instance
         self.active: dict[int, ActiveRun] = {}
-        self._sampler: Optional[asyncio.TimerHandle] = None
+        self._ticker: Optional[asyncio.TimerHandle] = None
         self._use_pidfd = hasattr(os, "pidfd_open")
         if not self._use_pidfd:
             loop.add_signal_handler(signal.SIGCHLD, self._reap_all)
@@ -157,14 +165,14 @@ class Runner:
     def start(
         self, run_id: int, job: Job, on_exit: Optional[Callable[[RunResult], None]] = None
     ) -> Optional[Spawned]:
-        """Start a run; returns its process, or None when it failed to start (already reported).
+        """Start a run; None when it failed to start (already reported).
 
         Its result goes to `on_exit` when given (notifier runs), else to the runner's.
         """
         done = on_exit or self.on_exit
         started, mono = self.clock.now().timestamp(), self.clock.monotonic()
         try:
-            process = self._spawn(run_id, job)
+            process, group = self.containment.spawn(run_id, self._command(run_id, job))
         except SpawnError as exc:
             self._report_spawn_failure(run_id, mono, str(exc), done)
             return None
@@ -173,11 +181,12 @@ class Runner:
             where = f": {exc.filename}" if exc.filename else ""
             self._report_spawn_failure(run_id, mono, f"{detail}{where}", done)
             return None
+        spawned = Spawned(process.pid, process_start_ticks(process.pid), group.path)
         assert process.stdout is not None
         output_fd = process.stdout.fileno()
         os.set_blocking(output_fd, False)
         pidfd = os.pidfd_open(process.pid) if self._use_pidfd else None
-        active = ActiveRun(run_id, job, process, started, mono, output_fd, pidfd, done)
+        active = ActiveRun(run_id, job, process, group, started, mono, output_fd, pidfd, done)
         self.active[run_id] = active
         self.loop.add_reader(output_fd, self._read_output, active)
         if pidfd is not None:
@@ -190,47 +199,64 @@ class Runner:
             )
         if job.memory_limit is not None:
             self._limit_memory(active, job.memory_limit)
-        return Spawned(process.pid, process_start_ticks(process.pid), active.cgroup)
+        self._watch()
+        return spawned
 
     def _limit_memory(self, active: ActiveRun, limit: int) -> None:
-        """A cgroup where the daemon has one delegated, else the watchdog."""
-        if self.cgroups is not None:
-            try:
-                path = self.cgroups.create(active.run_id, limit)
-                self.cgroups.add(path, active.pid)
-                active.cgroup = path
-                return
-            except OSError:
-                pass  # fall back to the watchdog below
-        active.watched = True
-        if self._sampler is None:
-            self._sampler = self.loop.call_later(SAMPLE_SECONDS, self._sample_memory)
+        """Set after the birth, with the daemon out of the group; a run already over it stops."""
+        try:
+            active.group.limit(limit)
+        except OverLimit:
+            detail = f"memory-limit: over its limit of {limit >> 20} MiB before it could be set"
+            self.kill(active.run_id, Outcome.MEMORY_LIMIT, detail)
+        except OSError as exc:
+            detail = f"memory-limit: the limit could not be set: {exc.strerror or exc}"
+            self.kill(active.run_id, Outcome.MEMORY_LIMIT, detail)
 
-    def _sample_memory(self) -> None:
-        self._sampler = None
-        watched = [a for a in self.active.values() if a.watched and a.stop_reason is None]
-        used_by = sessions_rss([a.pid for a in watched])  # one walk of /proc for all of them
-        for active in watched:
-            used = used_by[active.pid]
-            active.peak_sampled = max(active.peak_sampled, used)
-            limit = active.job.memory_limit or 0
-            if used > limit:
-                detail = (
-                    f"memory-limit: the process tree used {used >> 20} MiB,"
-                    f" over its limit of {limit >> 20} MiB"
-                )
-                self.kill(active.run_id, Outcome.MEMORY_LIMIT, detail)
-        if any(a.watched and a.stop_reason is None for a in self.active.values()):
-            self._sampler = self.loop.call_later(SAMPLE_SECONDS, self._sample_memory)
+    def _watch(self) -> None:
+        """Keep the ticker going while a run needs the watchdog or waits for its last process."""
+        wanted = any(
+            self.containment.polled or a.job.memory_limit is not None or a.leader_code is not None
+            for a in self.active.values()
+        )
+        if wanted and self._ticker is None:
+            self._ticker = self.loop.call_later(SAMPLE_SECONDS, self._tick)
 
-    def _spawn(self, run_id: int, job: Job) -> subprocess.Popen[bytes]:
+    def _tick(self) -> None:
+        self._ticker = None
+        self.containment.refresh()  # one walk of /proc for every run, where there is no cgroup
+        for active in list(self.active.values()):
+            self._check_memory(active)
+            if active.leader_code is not None:
+                self._settle(active)
+        self._watch()
+
+    def _check_memory(self, active: ActiveRun) -> None:
+        used = active.group.usage()
+        active.peak_sampled = max(active.peak_sampled, used)
+        limit = active.job.memory_limit
+        if limit is None or active.stop_reason is not None:
+            return
+        if self.containment.kernel_limits:
+            if active.group.oom_kills():  # v1 kills one process; the run goes with it
+                self.kill(active.run_id, Outcome.MEMORY_LIMIT, _killed_at_limit(limit))
+        elif used > limit:
+            detail = (
+                f"memory-limit: the process tree used {used >> 20} MiB,"
+                f" over its limit of {limit >> 20} MiB"
+            )
+            self.kill(active.run_id, Outcome.MEMORY_LIMIT, detail)
+
+    def _command(self, run_id: int, job: Job) -> Callable[[], subprocess.Popen[bytes]]:
+        """What the containment calls to fork; what can be checked before is (SpawnError)."""
         argv = command_argv(job)
         target, account = identity(job)
         env = environment(job, account, target is not None, run_id, self.instance)
         workdir = job.workdir or account.pw_dir or "/"
         if not os.path.isdir(workdir):
             raise SpawnError(f"working directory {workdir} does not exist")
-        return subprocess.Popen(  # the command is the job's, by design
+        groups = os.getgrouplist(target.pw_name, target.pw_gid) if target else None
+        return lambda: subprocess.Popen(  # the command is the job's, by design
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -241,7 +267,7 @@ class Runner:
             close_fds=True,
             user=target.pw_uid if target else None,
             group=target.pw_gid if target else None,
-            extra_groups=os.getgrouplist(target.pw_name, target.pw_gid) if target else None,
+            extra_groups=groups,
         )
 
     def _report_spawn_failure(
@@ -258,16 +284,14 @@ class Runner:
         self.loop.call_soon(done, result)
 
     def stop(self, run_id: int, reason: Outcome, detail: str = "") -> None:
-        """SIGTERM to the run's process group, SIGKILL after the job's kill_grace."""
+        """SIGTERM to every process of the run, SIGKILL after the job's kill_grace."""
         active = self.active.get(run_id)
         if active is None or active.stop_reason is not None:
             return
         active.stop_reason = reason
         active.stop_detail = detail
-        self._signal_group(active, signal.SIGTERM)
-        active.timers.append(
-            self.loop.call_later(active.job.kill_grace, self._signal_group, active, signal.SIGKILL)
-        )
+        self._signal(active, signal.SIGTERM)
+        active.timers.append(self.loop.call_later(active.job.kill_grace, self._kill_all, active))
 
     def kill(self, run_id: int, reason: Outcome, detail: str = "") -> None:
         """SIGKILL at once, for a fast stop or a run over its memory limit."""
@@ -276,11 +300,38 @@ class Runner:
             return
         if active.stop_reason is None:
             active.stop_reason, active.stop_detail = reason, detail
-        self._signal_group(active, signal.SIGKILL)
+        self._kill_all(active)
 
-    def _signal_group(self, active: ActiveRun, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(active.pid, signum)
+    def close(self) -> None:
+        """At the end of the daemon: the containment gives back what it took."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        self.containment.close()
+
+    def _signal(self, active: ActiveRun, signum: int) -> None:
+        if active.leader_code is None:  # its pid, and so its process group, is still its own
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(active.pid, signum)
+        self.containment.refresh()
+        active.group.signal(signum)
+
+    def _kill_all(self, active: ActiveRun) -> None:
+        """SIGKILL to every process of the run, again until none is left."""
+        if self.active.get(active.run_id) is not active:
+            return
+        now = self.clock.monotonic()
+        if active.killing_since is None:
+            active.killing_since = now
+        if active.kill_again is not None:
+            active.kill_again.cancel()
+        self._signal(active, signal.SIGKILL)
+        if active.leader_code is not None and active.group.empty():
+            self._finish(active)
+            return
+        # a process that survives a second of SIGKILL is stuck in the kernel: look less often
+        pause = KILL_AGAIN if now - active.killing_since < 1.0 else 1.0
+        active.kill_again = self.loop.call_later(pause, self._kill_all, active)
 
     def _read_output(self, active: ActiveRun) -> None:
         try:
@@ -304,9 +355,11 @@ class Runner:
 
     def _reap_all(self) -> None:
         for active in list(self.active.values()):
-            self._reap(active)
+            if active.leader_code is None:
+                self._reap(active)
 
     def _reap(self, active: ActiveRun) -> None:
+        """The leader exited: keep its status; the run ends when its last process has."""
         try:
             pid, status, usage = os.wait4(active.pid, os.WNOHANG)
         except ChildProcessError:
@@ -315,33 +368,52 @@ class Runner:
             return
         code = os.waitstatus_to_exitcode(status)
         active.process.returncode = code
-        self._finish(active, code, usage)
-
-    def _finish(self, active: ActiveRun, code: int, usage: Optional[object]) -> None:
-        self.active.pop(active.run_id, None)
-        for timer in active.timers:
-            timer.cancel()
+        active.leader_code, active.leader_usage = code, usage
         if active.pidfd is not None:
             self.loop.remove_reader(active.pidfd)
             os.close(active.pidfd)
+            active.pidfd = None
+        self.containment.refresh()
+        self._check_memory(active)  # the kernel may have taken the leader at the limit
         if active.stop_reason is not None:
-            self._signal_group(active, signal.SIGKILL)  # stragglers of a stopped run
+            self._kill_all(active)  # stragglers of a stopped run go at once
+        else:
+            self._settle(active)
+
+    def _settle(self, active: ActiveRun) -> None:
+        """Finish a run whose leader is gone once its group is empty, or SIGKILL cannot empty it."""
+        if self.active.get(active.run_id) is not active:
+            return
+        stuck = (
+            active.killing_since is not None
+            and self.clock.monotonic() - active.killing_since > KILL_GIVE_UP
+        )
+        if active.group.empty() or stuck:
+            self._finish(active)
+        else:
+            self._watch()
+
+    def _finish(self, active: ActiveRun) -> None:
+        self.active.pop(active.run_id, None)
+        for timer in (*active.timers, active.kill_again):
+            if timer is not None:
+                timer.cancel()
+        code = active.leader_code if active.leader_code is not None else 0
         self._drain(active)
         self.loop.remove_reader(active.output_fd)
         assert active.process.stdout is not None
         active.process.stdout.close()
         limit = active.job.output_limit
         output = bytes(active.tail[-limit:]) if limit else b""
-        peak = max(_peak_rss(usage) or 0, active.peak_sampled) or None
-        if active.cgroup is not None and self.cgroups is not None:
-            if self.cgroups.oom_killed(active.cgroup) and active.stop_reason is None:
-                limit = active.job.memory_limit or 0
-                active.stop_reason = Outcome.MEMORY_LIMIT
-                active.stop_detail = (
-                    f"memory-limit: killed by the kernel at its limit of {limit >> 20} MiB"
-                )
-            peak = max(peak or 0, self.cgroups.peak(active.cgroup) or 0) or None
-            self.cgroups.remove(active.cgroup)
+        group = active.group
+        memory = active.job.memory_limit
+        if memory is not None and active.stop_reason is None and group.oom_kills():
+            active.stop_reason = Outcome.MEMORY_LIMIT
+            active.stop_detail = (
+                f"memory-limit: killed by the kernel at its limit of {memory >> 20} MiB"
+            )
+        peak = max(_peak_rss(active.leader_usage) or 0, active.peak_sampled, group.peak() or 0)
+        group.release()
         if active.stop_reason is not None:
             outcome = active.stop_reason
         elif code == 0:
@@ -360,14 +432,14 @@ class Runner:
             signal=-code if code < 0 else None,
             output=output,
             output_bytes=active.output_bytes,
-            peak_rss=peak,
+            peak_rss=peak or None,
             reason=active.stop_detail or _reason(outcome, code, active.job),
             pid=active.pid,
         )
         active.on_exit(result)
 
     def _drain(self, active: ActiveRun) -> None:
-        """Read what the process wrote before it exited; stragglers holding the pipe are cut off."""
+        """Read what the run wrote before it ended; stragglers holding the pipe are cut off."""
         for _ in range(64):
             try:
                 chunk = os.read(active.output_fd, READ_CHUNK)
@@ -383,6 +455,10 @@ def _peak_rss(usage: Optional[object]) -> Optional[int]:
     if not maxrss:
         return None
     return int(maxrss) if sys.platform == "darwin" else int(maxrss) * 1024
+
+
+def _killed_at_limit(limit: int) -> str:
+    return f"memory-limit: killed by the kernel at its limit of {limit >> 20} MiB"
 
 
 def _reason(outcome: Outcome, code: int, job: Job) -> str:

@@ -352,3 +352,16 @@ def test_machine_zone_follows_tz(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.machine_zone() == "Asia/Kathmandu"
     monkeypatch.setenv("TZ", ":Europe/Paris")
     assert config.machine_zone() == "Europe/Paris"
+
+
+def test_daemon_cgroups_is_auto_or_off(tmp_path: Path) -> None:
+    jobs = 'jobs:\n  a: {schedule: "@daily", command: "true"}\n'
+    default = config.load(write(tmp_path / "a.yaml", jobs), default_zone="UTC")
+    off = config.load(write(tmp_path / "b.yaml", "daemon: {cgroups: off}\n" + jobs), "UTC")
+    quoted = config.load(write(tmp_path / "c.yaml", 'daemon: {cgroups: "off"}\n' + jobs), "UTC")
+    assert (default.settings.cgroups, off.settings.cgroups) == ("auto", "off")  # YAML's false
+    assert quoted.settings.cgroups == "off"
+    wrong = problems(tmp_path, "daemon: {cgroups: v1}\n" + jobs)
+    assert wrong == [
+        f'{tmp_path / "cronplus.yaml"}:1:19: daemon.cgroups: found "v1", expected one of auto, off'
+    ]

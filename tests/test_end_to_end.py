@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from helpers import remove_cgroup_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,6 +108,9 @@ class DaemonProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        if self.log.exists():
+            for record in self.records("runs contained"):  # a daemon killed outright leaves them
+                remove_cgroup_tree(str(record.get("cgroup", "")))
 
 
 @pytest.fixture

@@ -1,4 +1,8 @@
-"""The runner with real processes: shells, argv, environment, limits and failures to start."""
+"""The runner with real processes: shells, argv, environment, limits and failures to start.
+
+How each containment mechanism holds processes that setsid or fork twice is in
+tests/faults/test_escaping_processes.py; here, what every run gets from it.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,17 @@ import os
 import pwd
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
-from helpers import make_job, run_job
+from helpers import INSTANCE, MECHANISMS, contained, make_job, run_job
 
+from cronplus.containment import Containment, choose, process_start_ticks
+from cronplus.containment.cgroup_v1 import CgroupV1
 from cronplus.model import Outcome
+from cronplus.runner import Runner, Spawned
 
 AS_ROOT = os.geteuid() == 0
 
@@ -41,6 +49,7 @@ def test_the_environment_is_clean_plus_the_jobs_own(monkeypatch: pytest.MonkeyPa
     assert (env["HOME"], env["USER"], env["LOGNAME"]) == (me.pw_dir, me.pw_name, me.pw_name)
     assert env["SHELL"] == "/bin/sh"
     assert (env["TARGET"], env["CRONPLUS_JOB"], env["CRONPLUS_RUN_ID"]) == ("s3", "envjob", "1")
+    assert env["CRONPLUS_INSTANCE"] == INSTANCE
 
 
 def test_workdir(tmp_path: Path) -> None:
@@ -167,11 +176,18 @@ def test_as_root_a_job_runs_as_its_user_with_that_users_groups(tmp_path: Path) -
 ALLOCATE = "import time; x = bytearray({mb} * 1024 * 1024); x[::4096] = b'1' * len(x[::4096]); time.sleep(30)"
 
 
+@pytest.fixture(params=MECHANISMS)
+def mechanism(request: pytest.FixtureRequest) -> Iterator[Containment]:
+    with contained(request.param) as containment:
+        yield containment
+
+
 def test_the_watchdog_stops_a_process_tree_over_its_memory_limit() -> None:
     # two processes of 48 MiB each: neither alone passes 64 MiB, the tree does
     one = f'{sys.executable} -c "{ALLOCATE.format(mb=48)}"'
     job = make_job(command=f"{one} & {one} & wait", memory_limit=64 * 1024 * 1024, timeout=20.0)
-    result = run_job(job)
+    with contained("subreaper") as tracking:
+        result = run_job(job, containment=tracking)
     assert result.outcome is Outcome.MEMORY_LIMIT
     assert result.reason.startswith("memory-limit: the process tree used ")
     assert result.reason.endswith("over its limit of 64 MiB")
@@ -180,25 +196,132 @@ def test_the_watchdog_stops_a_process_tree_over_its_memory_limit() -> None:
     assert result.peak_rss is not None and result.peak_rss > 64 * 1024 * 1024
 
 
-def test_a_run_under_its_memory_limit_is_left_alone() -> None:
+@pytest.mark.parametrize("kind", MECHANISMS)
+def test_a_run_under_its_memory_limit_is_left_alone(kind: str) -> None:
     small = f'{sys.executable} -c "import time; x = bytearray(8 * 1024 * 1024); time.sleep(0.6)"'
-    result = run_job(make_job(command=small, memory_limit=256 * 1024 * 1024))
-    assert result.outcome is Outcome.SUCCEEDED
+    job = make_job(command=small, memory_limit=256 * 1024 * 1024)
+    with contained(kind, memory=True) as containment:
+        assert run_job(job, containment=containment).outcome is Outcome.SUCCEEDED
 
 
-def test_the_cgroup_path_enforces_memory_max(tmp_path: Path) -> None:
-    from cronplus.limits import Cgroups
-
-    cgroups = Cgroups.detect()
-    if cgroups is None:
-        pytest.skip(
-            "no writable cgroup v2 with the memory controller here (a cgroup v1 or hybrid "
-            "host, or a cgroup not delegated to this process); the watchdog path is tested instead"
-        )
-    cgroups.prepare()
+@pytest.mark.parametrize("kind", ["cgroup-v2", "cgroup-v1"])
+def test_the_kernel_enforces_a_cgroup_memory_limit(kind: str) -> None:
     job = make_job(
         command=(sys.executable, "-c", ALLOCATE.format(mb=200)), memory_limit=64 * 1024 * 1024
     )
-    result = run_job(job, cgroups=cgroups)
+    with contained(kind, memory=True) as cgroups:
+        result = run_job(job, containment=cgroups)
     assert result.outcome is Outcome.MEMORY_LIMIT
     assert result.reason == "memory-limit: killed by the kernel at its limit of 64 MiB"
+    assert result.peak_rss is not None and result.peak_rss >= 60 * 1024 * 1024
+
+
+def test_a_run_lasts_until_its_last_process_ends(mechanism: Containment) -> None:
+    result = run_job(make_job(command="(sleep 0.6; echo late) & echo early"), containment=mechanism)
+    assert result.outcome is Outcome.SUCCEEDED
+    assert result.output == b"early\nlate\n"
+    assert result.duration >= 0.6
+
+
+def test_start_tells_the_pid_its_start_time_and_its_cgroup(mechanism: Containment) -> None:
+    seen: list[tuple[Spawned, Optional[int], bool]] = []
+
+    async def look(runner: Runner, spawned: Spawned) -> None:
+        exists = spawned.cgroup is not None and os.path.isdir(spawned.cgroup)
+        seen.append((spawned, process_start_ticks(spawned.pid), exists))
+
+    result = run_job(make_job(command="sleep 0.2"), containment=mechanism, meanwhile=look)
+    ((spawned, ticks, existed),) = seen
+    assert spawned.pid == result.pid
+    assert spawned.start_ticks is not None and spawned.start_ticks == ticks
+    if mechanism.kind == "subreaper":
+        assert spawned.cgroup is None
+    else:  # every run has a group, with or without a memory limit; gone after the run
+        assert spawned.cgroup is not None and spawned.cgroup.endswith("/run-1")
+        assert existed and not os.path.exists(spawned.cgroup)
+
+
+def _zombie_children() -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] == "Z" and int(fields[1]) == os.getpid():
+                found.add(int(entry))
+    return found
+
+
+def test_the_subreaper_reaps_orphans_and_keeps_the_leaders_status() -> None:
+    before = _zombie_children()
+    with contained("subreaper") as tracking:
+        result = run_job(
+            make_job(command="(sleep 0.3 &); (setsid sleep 0.4 &); exit 3"), containment=tracking
+        )
+    assert (result.outcome, result.exit_code) == (Outcome.EXIT_CODE, 3)
+    assert result.duration >= 0.4  # the orphans were the run's, and it waited for them
+    assert _zombie_children() <= before
+
+
+def test_the_subreaper_remembers_where_an_orphan_without_environment_came_from(
+    tmp_path: Path,
+) -> None:
+    # the child drops the environment and outlives the leader: only the walk that saw it
+    # below the leader can tell whose it is
+    marker = tmp_path / "alive"
+    command = f"env -i sh -c 'touch {marker}; sleep 60; : {marker}' & sleep 0.8"
+    with contained("subreaper") as tracking:
+        result = run_job(
+            make_job(command=command, timeout=1.5, kill_grace=1.0), containment=tracking
+        )
+    assert result.outcome is Outcome.TIMEOUT
+    assert result.exit_code == 0 and result.duration >= 1.5
+    assert not _running_with(str(marker))
+
+
+def _running_with(needle: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    if needle.encode() in cmdline.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def test_cgroups_off_chooses_the_subreaper_and_auto_the_best_cgroup() -> None:
+    off = choose("off", INSTANCE)
+    try:
+        assert (off.kind, off.kernel_limits) == ("subreaper", False)
+    finally:
+        off.close()
+    if CgroupV1.detect(INSTANCE) is None:
+        pytest.skip("no writable cgroup v1 memory controller here to be chosen")
+    auto = choose("auto", INSTANCE)
+    try:
+        assert auto.kind in ("cgroup-v2", "cgroup-v1")
+        assert auto.describe()["memory_limits"] == "kernel"
+    finally:
+        auto.close()
+
+
+def test_the_subreaper_walks_all_of_proc_where_there_are_no_children_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import cronplus.containment.subreaper as subreaper
+
+    monkeypatch.setattr(subreaper, "descendants", lambda root: None)  # no CONFIG_PROC_CHILDREN
+    marker = tmp_path / "escaped"
+    command = f"setsid -f sh -c 'sleep 60; : {marker}'"
+    with contained("subreaper") as tracking:
+        result = run_job(
+            make_job(command=command, timeout=1.0, kill_grace=1.0), containment=tracking
+        )
+    assert result.outcome is Outcome.TIMEOUT
+    assert not _running_with(str(marker))
