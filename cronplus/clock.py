@@ -102,5 +102,5 @@ def zone(name: str) -> ZoneInfo:
     """The zone called `name`; raises ScheduleError for an unknown name."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "America" is a directory
         raise ScheduleError(f'unknown zone "{name}"') from exc

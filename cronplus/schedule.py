@@ -16,6 +16,7 @@ Nothing here reads the clock: every function takes the instant it works from.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -23,7 +24,7 @@ from typing import Optional, Protocol
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from croniter.croniter import CroniterBadCronError, CroniterBadDateError
+from croniter.croniter import CroniterBadDateError
 
 from .clock import zone
 from .errors import ScheduleError
@@ -43,6 +44,15 @@ ALIASES = {
 _LOOKAHEAD = timedelta(hours=48)
 # Wall times examined before a search gives up.
 _MAX_CANDIDATES = 10_000
+# The longest `every:` interval.
+MAX_INTERVAL_SECONDS = 366 * 86400
+# croniter's hashed (H) and random (R) values: not a pure function of the expression
+_HASHED_OR_RANDOM = re.compile(r"(?<![a-z])[hr](?![a-z])", re.IGNORECASE)
+# What croniter raises for expressions it cannot read, besides its own errors (ValueErrors)
+_CRONITER_ERRORS = (ValueError, KeyError, IndexError, OverflowError, TypeError, AttributeError)
+# What datetime arithmetic raises past 9999-12-31, the end of its calendar (and croniter's
+# CroniterBadDateError, a ValueError, when no time is left to match)
+_PAST_THE_CALENDAR = (OverflowError, ValueError)
 
 
 class Rule(Protocol):
@@ -76,6 +86,11 @@ def normalize_expression(text: str) -> str:
             f'"{expression}" has {count} fields, expected 5 (minute hour day month weekday) '
             "or 6 (the same plus seconds last)"
         )
+    if _HASHED_OR_RANDOM.search(expression):
+        raise ScheduleError(
+            f'bad cron expression "{expression}": hashed (H) and random (R) values are not '
+            "supported, expected the same times on every start"
+        )
     return expression
 
 
@@ -99,6 +114,7 @@ class CronRule:
     """One cron expression in one zone, with the daylight saving rules applied."""
 
     def __init__(self, expression: str, zone_name: str) -> None:
+        """Raises ScheduleError, and nothing else, for any expression and zone name."""
         self.expression = normalize_expression(expression)
         self.zone = zone(zone_name)
         self.fixed = is_fixed_time(self.expression)
@@ -106,14 +122,21 @@ class CronRule:
             day_or = days_either(self.expression)
             self._walls = croniter(self.expression, datetime(2000, 1, 1), day_or=day_or)
             self._walls.get_next(datetime)
-        except CroniterBadCronError as exc:
-            raise ScheduleError(f'bad cron expression "{expression}": {exc}') from None
         except CroniterBadDateError:
             raise ScheduleError(f'cron expression "{expression}" never matches a date') from None
+        except _CRONITER_ERRORS as exc:
+            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise ScheduleError(f'bad cron expression "{expression}": {detail}') from None
 
     def next_after(
         self, after: datetime, previous: Optional[datetime] = None
     ) -> Optional[datetime]:
+        try:
+            return self._next_after(after)
+        except _PAST_THE_CALENDAR:
+            return None  # the next run would be after 9999-12-31
+
+    def _next_after(self, after: datetime) -> Optional[datetime]:
         after = after.astimezone(UTC)
         local = after.astimezone(self.zone).replace(tzinfo=None)
         if self.fixed:
@@ -172,20 +195,25 @@ class EveryRule:
     fixed = False
 
     def __init__(self, seconds: float) -> None:
-        if seconds <= 0:
-            raise ScheduleError("an interval must be longer than zero")
+        if not 0 < seconds <= MAX_INTERVAL_SECONDS:  # NaN too
+            raise ScheduleError(
+                f"an interval of {seconds}s, expected one longer than zero and at most 366 days"
+            )
         self.interval = timedelta(seconds=seconds)
 
     def next_after(
         self, after: datetime, previous: Optional[datetime] = None
     ) -> Optional[datetime]:
-        if previous is None:
-            return after + self.interval
-        if previous > after:
-            return previous
-        # keep the phase of the last run, strictly after `after`
-        steps = (after - previous) // self.interval + 1
-        return previous + self.interval * steps
+        try:
+            if previous is None:
+                return after + self.interval
+            if previous > after:
+                return previous
+            # keep the phase of the last run, strictly after `after`
+            steps = (after - previous) // self.interval + 1
+            return previous + self.interval * steps
+        except _PAST_THE_CALENDAR:
+            return None  # the next run would be after 9999-12-31
 
 
 class AtRule:
@@ -200,10 +228,16 @@ class AtRule:
             raise ScheduleError(
                 f'"{local}" is not a date and time, expected ISO 8601 such as 2027-01-01T09:00'
             ) from None
-        if wall.tzinfo is not None:
-            self.instant = wall.astimezone(UTC)
-        else:
-            self.instant = first_instant(wall, zone(zone_name))
+        try:
+            if wall.tzinfo is not None:
+                self.instant = wall.astimezone(UTC)
+            else:
+                self.instant = first_instant(wall, zone(zone_name))
+        except _PAST_THE_CALENDAR:
+            raise ScheduleError(
+                f'"{local}" is beyond the dates cronplus can keep, expected an instant '
+                "from year 1 to 9999 in UTC"
+            ) from None
 
     def next_after(
         self, after: datetime, previous: Optional[datetime] = None
@@ -227,7 +261,7 @@ class AnyRule:
 
 
 def build_rule(spec: ScheduleSpec, zone_name: str, shared: bool = True) -> Rule:
-    """The rule for a job's schedule; raises ScheduleError.
+    """The rule for a job's schedule; raises ScheduleError, and nothing else, for any spec.
 
     `shared` rules are cached and may be used by one thread only (the loop's); a
     worker thread asks for its own.

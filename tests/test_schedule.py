@@ -143,3 +143,89 @@ def test_jitter_is_stable_and_bounded() -> None:
     assert all(0 <= v < 300 for v in values.values())
     assert len(set(values.values())) == 3
     assert stable_jitter("backup", 0) == 0
+
+
+# --- the ends of the calendar and input croniter cannot read ---------------------------------
+
+END = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("zone_name", ["UTC", "America/New_York", "Pacific/Kiritimati"])
+@pytest.mark.parametrize(
+    "expression", ["* * * * *", "* * * * * *", "0 * * * *", "30 2 * * *", "0 0 1 1 *", "0 0 29 2 *"]
+)
+@pytest.mark.parametrize(
+    "after",
+    [END, END - timedelta(hours=12), END - timedelta(days=2), END - timedelta(days=400)],
+)
+def test_a_cron_rule_has_no_next_run_past_the_calendar(
+    zone_name: str, expression: str, after: datetime
+) -> None:
+    # datetime ends on 9999-12-31: what croniter and the DST lookahead reach past it raised
+    # OverflowError or ValueError("year 10000 is out of range") before
+    found = CronRule(expression, zone_name).next_after(after)
+    assert found is None or after < found <= END
+
+
+def test_an_every_rule_has_no_next_run_past_the_calendar() -> None:
+    rule = EveryRule(366 * 86400)
+    assert rule.next_after(END - timedelta(days=1)) is None
+    assert rule.next_after(END - timedelta(days=1), END - timedelta(days=2)) is None
+    assert rule.next_after(END - timedelta(days=400)) == END - timedelta(days=34)
+
+
+@pytest.mark.parametrize("seconds", [0, -1, float("nan"), float("inf"), 366 * 86400 + 1, 1e300])
+def test_every_refuses_intervals_that_are_not_positive_or_longer_than_366_days(
+    seconds: float,
+) -> None:
+    with pytest.raises(ScheduleError, match="expected one longer than zero and at most 366 days"):
+        EveryRule(seconds)
+
+
+@pytest.mark.parametrize(
+    ("local", "zone_name"),
+    [
+        ("9999-12-31T23:59", "America/New_York"),  # UTC is 10000-01-01
+        ("9999-12-31T23:59-05:00", "UTC"),
+        ("0001-01-01T00:00+05:00", "UTC"),  # UTC is year 0
+        ("0001-01-01T00:00", "Asia/Tokyo"),
+    ],
+)
+def test_at_beyond_the_calendar_is_a_schedule_error(local: str, zone_name: str) -> None:
+    with pytest.raises(ScheduleError, match="expected an instant from year 1 to 9999 in UTC"):
+        AtRule(local, zone_name)
+
+
+def test_at_at_the_ends_of_the_calendar_that_fit_are_kept() -> None:
+    assert AtRule("0001-01-01T00:00", "America/New_York").next_after(T0) is None
+    last = AtRule("9999-12-31T18:00", "America/New_York")
+    assert last.instant == datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("expression", ["H H * * *", "R 2 * * *", "0 H(0-5) * * *", "r * * * *"])
+def test_hashed_and_random_values_are_refused(expression: str) -> None:
+    with pytest.raises(ScheduleError, match=r"hashed \(H\) and random \(R\) values"):
+        CronRule(expression, "UTC")
+
+
+def test_names_of_months_and_days_are_not_taken_for_hashed_values() -> None:
+    assert CronRule("0 0 * mar thu", "UTC").next_after(T0) == datetime(2027, 3, 4, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("error", [KeyError, IndexError, OverflowError, TypeError, AttributeError])
+def test_whatever_croniter_raises_for_an_expression_is_a_schedule_error(
+    monkeypatch: pytest.MonkeyPatch, error: type[Exception]
+) -> None:
+    def choke(*args: object, **kwargs: object) -> None:
+        raise error("deep inside croniter")
+
+    monkeypatch.setattr("cronplus.schedule.croniter", choke)
+    with pytest.raises(ScheduleError, match=r'bad cron expression "1 2 3 4 5": .?deep inside'):
+        CronRule("1 2 3 4 5", "UTC")
+
+
+@pytest.mark.parametrize("name", ["America", "Europe", "a" * 5000, "UTC\0"])
+def test_zone_names_that_are_directories_or_too_long_are_unknown(name: str) -> None:
+    # "America" raised IsADirectoryError and a long name OSError ENAMETOOLONG
+    with pytest.raises(ScheduleError, match="unknown zone"):
+        CronRule("@daily", name)

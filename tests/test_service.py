@@ -18,6 +18,8 @@ from cronplus.errors import ConfigError
 
 __all__ = ["daemon_factory"]
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 class NotifySocket:
     def __init__(self, path: Path) -> None:
@@ -122,3 +124,72 @@ def test_the_system_daemon_refuses_files_others_could_write(tmp_path: Path) -> N
     )
     # the same files are fine for a per-user instance
     assert set(config.load(str(main), "UTC").jobs) == {"a", "b"}
+
+
+# What the system unit must not carry: its sandboxing applies to every job the daemon
+# starts, and cron takes none of this from root's jobs.
+TAKEN_FROM_JOBS = {
+    "ProtectSystem": "apt upgrades and backups restore into /usr, /boot and /etc",
+    "ProtectHome": "backups read /home and /root",
+    "PrivateTmp": "jobs leave files in the /tmp other programs read",
+    "PrivateDevices": "smartctl, fstrim and hwclock need /dev",
+    "PrivateNetwork": "jobs fetch and send over the network",
+    "PrivateUsers": "root jobs must be root on the host",
+    "PrivateMounts": "backup jobs mount file systems for everyone",
+    "PrivateIPC": "jobs talk to daemons through SysV IPC",
+    "ProtectKernelTunables": "sysctl -w and echo 3 > /proc/sys/vm/drop_caches",
+    "ProtectKernelModules": "modprobe",
+    "ProtectKernelLogs": "dmesg",
+    "ProtectClock": "hwclock --systohc, ntpdate, date -s",
+    "ProtectControlGroups": "jobs that manage cgroups",
+    "ProtectHostname": "hostname changes",
+    "ProtectProc": "monitoring jobs look at every process",
+    "ProcSubset": "monitoring jobs read /proc/meminfo and /proc/sys",
+    "LockPersonality": "setarch and linux32",
+    "RestrictRealtime": "chrt",
+    "RestrictSUIDSGID": "installers create setuid files",
+    "RestrictNamespaces": "unshare, podman and docker run",
+    "RestrictAddressFamilies": "ip (netlink), ping, bluetooth tools",
+    "RestrictFileSystems": "jobs on any file system",
+    "SystemCallArchitectures": "32-bit programs",
+    "SystemCallFilter": "any syscall: shutdown -r, swapon, mount",
+    "MemoryDenyWriteExecute": "JIT runtimes: Java, node, PyPy",
+    "NoNewPrivileges": "sudo, su and other setuid programs",
+    "CapabilityBoundingSet": "root jobs with every capability",
+    "SecureBits": "root jobs keep root's capabilities across exec",
+    "ReadOnlyPaths": "jobs write anywhere",
+    "InaccessiblePaths": "jobs read anywhere",
+    "TemporaryFileSystem": "jobs see the real file system",
+    "NoExecPaths": "jobs run programs from anywhere",
+    "IPAddressDeny": "jobs reach any address",
+    "SocketBindDeny": "jobs bind any port",
+    "DevicePolicy": "jobs open any device",
+    "DeviceAllow": "jobs open any device",
+}
+
+
+def _service_settings(unit: str) -> dict[str, str]:
+    section, settings = "", {}
+    for line in (ROOT / "systemd" / unit).read_text().splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif line and not line.startswith(("#", ";")) and section == "[Service]":
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip()
+    return settings
+
+
+@pytest.mark.parametrize("unit", ["cronplus.service", "user/cronplus.service"])
+def test_the_units_take_nothing_from_jobs_that_cron_gives_them(unit: str) -> None:
+    settings = _service_settings(unit)
+    assert "ExecStart" in settings  # the parser found the section
+    taken = {key: TAKEN_FROM_JOBS[key] for key in settings if key in TAKEN_FROM_JOBS}
+    assert taken == {}
+
+
+def test_the_history_is_roots_and_the_socket_and_umask_are_as_cron_has_them() -> None:
+    settings = _service_settings("cronplus.service")
+    assert settings["StateDirectoryMode"] == "0700"
+    assert settings["RuntimeDirectoryMode"] == "0755"
+    assert settings["UMask"] == "0022"
