@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import os
 import socket
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +58,30 @@ class Offload:
 
     work: Callable[[], Any]
     large: Optional[str] = None
+
+
+class Gate:
+    """Worker threads pause at their next slice while the loop starts runs.
+
+    Python threads share one interpreter lock: a worker busy encoding a large
+    answer would take it back each time the loop waits on a system call, a
+    millisecond at a time, while the loop forks and execs its runs.  The loop
+    closes the gate just before an instant is due and opens it when it sleeps
+    again; workers check it between slices of their work.
+    """
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._open.set()
+
+    def close(self) -> None:
+        self._open.clear()
+
+    def open(self) -> None:
+        self._open.set()
+
+    def wait(self) -> None:
+        self._open.wait()
 
 
 class Admission:
@@ -118,7 +144,11 @@ def privileged(caller: Caller) -> bool:
 
 class ControlServer:
     def __init__(
-        self, path: str, handler: Handler, on_error: Callable[[str, Exception], None]
+        self,
+        path: str,
+        handler: Handler,
+        on_error: Callable[[str, Exception], None],
+        gate: Optional[Gate] = None,
     ) -> None:
         self.path = path
         self.handler = handler
@@ -127,6 +157,7 @@ class ControlServer:
         self.connections: set[asyncio.Task[None]] = set()
         self.admission = Admission()
         self.rate = ConnectionRate()
+        self.gate = gate or Gate()
         self._workers = ThreadPoolExecutor(2, "control")
         self._others = ThreadPoolExecutor(1, "control-users")
 
@@ -218,7 +249,8 @@ class ControlServer:
             if isinstance(result, Offload):
                 workers = self._workers if privileged(caller) else self._others
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(workers, _offloaded, request.id, result)
+                work = functools.partial(_offloaded, request.id, result, self.gate)
+                return await loop.run_in_executor(workers, work)
             return _encode({"id": request.id, "result": result})
         except Fault as fault:
             return _encode({"id": request.id, "fault": fault.as_json()})
@@ -259,8 +291,9 @@ def _encode(message: dict[str, Any]) -> Iterator[bytes]:
     yield json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
-def _offloaded(request_id: Any, offload: Offload) -> Iterator[bytes]:
+def _offloaded(request_id: Any, offload: Offload, gate: Gate) -> Iterator[bytes]:
     """Run in a worker thread: compute the answer and encode it, large text in slices."""
+    gate.wait()
     try:
         result = offload.work()
     except Fault as fault:
@@ -271,17 +304,18 @@ def _offloaded(request_id: Any, offload: Offload) -> Iterator[bytes]:
     head = json.dumps({"id": request_id, "result": result}, separators=(",", ":"))
     assert head.endswith("}}")
     body = head[:-2] + ("," if result else "") + json.dumps(offload.large) + ':"'
-    pieces = [body.encode(), *_text_slices(raw), b'"}}\n']
+    pieces = [body.encode(), *_text_slices(raw, gate), b'"}}\n']
     return iter(pieces)
 
 
-def _text_slices(raw: bytes, size: int = 256 * 1024) -> Iterator[bytes]:
+def _text_slices(raw: bytes, gate: Gate, size: int = 256 * 1024) -> Iterator[bytes]:
     """`raw` as the inside of a JSON string, decoded as UTF-8 with replacement, in slices."""
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     view = memoryview(raw)
     for start in range(0, len(raw), size):
+        gate.wait()
         last = start + size >= len(raw)
         text = decoder.decode(view[start : start + size], final=last)
         yield json.dumps(text)[1:-1].encode()

@@ -29,7 +29,7 @@ from . import __version__, accounting, config, logs
 from .clock import Clock, SystemClock, iso_utc
 from .clockwatch import THRESHOLD, ClockJump, ClockWatch
 from .containment import boot_id, choose
-from .controlserver import ControlServer
+from .controlserver import ControlServer, Gate
 from .dispatch import Decision, Dispatcher, retry_delay
 from .errors import ConfigError, ConfigProblem, CronplusError, HistoryError
 from .model import Config, Job, Outcome, RunState, Trigger
@@ -50,6 +50,8 @@ from .timer import Timer
 MAX_SLEEP = 300.0
 # Without a clock-set alarm, the longest sleep while a job is due within a minute.
 WATCHFUL_SLEEP = 1.0
+# Control workers pause this long before the loop is due to start runs.
+GATE_LEAD = 0.025
 # Below this, wait() sleeps the rest exactly instead of polling, which is up to 1 ms late.
 PRECISE_WAKE = 0.002
 OPEN = tuple(RunState(s) for s in OPEN_STATES)
@@ -84,6 +86,7 @@ class Daemon:
         self.last_jump: Optional[tuple[float, ClockJump]] = None  # (when noticed, the jump)
         self.started_at = clock.now().timestamp()
         self.boot_id = boot_id()
+        self.gate = Gate()  # control workers pause while the loop starts runs
         self.manager = ServiceManager()
 
     @property
@@ -157,7 +160,9 @@ class Daemon:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         self.attach(loop)
-        server = ControlServer(self.paths.socket, Operations(self).handle, self._control_error)
+        server = ControlServer(
+            self.paths.socket, Operations(self).handle, self._control_error, self.gate
+        )
         try:
             await server.start(0o600 if self.paths.user_mode else 0o666)
         except OSError as exc:
@@ -169,6 +174,7 @@ class Daemon:
             while self.step(self.clock.now()):
                 await self.wait()
         finally:
+            self.gate.open()
             await server.close()
             self.clockwatch.close()
             if self.runner is not None:
@@ -233,6 +239,11 @@ class Daemon:
     async def wait(self) -> None:
         assert self.wake is not None
         timeout = self.seconds_to_deadline(self.clock.now())
+        if timeout > GATE_LEAD:
+            self.gate.open()
+            timeout -= GATE_LEAD  # wake in time to close the gate before the deadline
+        else:
+            self.gate.close()  # the next turn starts runs: the loop alone holds the interpreter
         self.wake.clear()
         if self.signals or self.results:
             return

@@ -8,21 +8,35 @@ see and act on every job; anyone else only on jobs that run as them.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from . import __version__
 from .clock import iso_utc
 from .control import Access, Caller, Fault, FaultCode, Method
-from .controlserver import Offload
+from .controlserver import Gate, Offload
 from .model import Job, RunState, Trigger
 from .report import DAY, job_record, run_record
-from .schedule import build_rule, upcoming_instants
+from .schedule import build_rule, next_instants, upcoming_instants
 from .store import Run, RunStore
 from .store.readers import ThreadReaders
 from .store.writebehind import add_counts, merge_runs, with_notes
 
 if TYPE_CHECKING:
     from .daemon import Daemon
+
+T = TypeVar("T")
+
+
+PACE = 50  # items a worker computes between two looks at the loop's gate
+
+
+def paced(items: Sequence[T], gate: Gate) -> Iterator[T]:
+    """`items`, pausing every PACE of them while the loop starts runs."""
+    for index, item in enumerate(items):
+        if index % PACE == 0:
+            gate.wait()
+        yield item
 
 
 def may_act_on(caller: Caller, job_user: str | None) -> bool:
@@ -137,7 +151,7 @@ class Operations:
         if self.daemon.runner is not None:
             for run_id, active in sorted(self.daemon.runner.active.items()):
                 running.setdefault(active.job.name, []).append(run_id)
-        readers = self.readers
+        readers, gate = self.readers, self.daemon.gate
 
         def work() -> Any:
             reader = readers.get()
@@ -153,7 +167,7 @@ class Operations:
                     next_runs[j.name],
                     missed.get(j.name, 0),
                 )
-                for j in jobs
+                for j in paced(jobs, gate)
             ]
 
         return Offload(work)
@@ -162,7 +176,7 @@ class Operations:
         job = self._job(caller, params["job"])
         limit, failed = params.get("limit") or 20, bool(params.get("failed"))
         held = self._history().held(job.name)
-        readers = self.readers
+        readers, gate = self.readers, self.daemon.gate
 
         def work() -> Any:
             reader = readers.get()
@@ -171,7 +185,7 @@ class Operations:
             return {
                 "job": job.name,
                 "timezone": job.timezone,
-                "runs": [run_record(r) for r in runs],
+                "runs": [run_record(r) for r in paced(runs, gate)],
             }
 
         return Offload(work)
@@ -219,10 +233,19 @@ class Operations:
         state = self._history().job_states().get(job.name)
         last = state.last_scheduled if state else None
         now, count = self.daemon.clock.now(), params.get("count") or 5
+        gate = self.daemon.gate
 
         def work() -> Any:
             rule = build_rule(job.schedule, job.timezone, shared=False)  # this thread's own
-            instants = upcoming_instants(rule, now, last, count)
+            instants = upcoming_instants(rule, now, last, 1)
+            while instants and len(instants) < count:
+                gate.wait()
+                more = next_instants(
+                    rule, instants[-1], min(PACE, count - len(instants)), instants[-1]
+                )
+                if not more:
+                    break
+                instants += more
             return {
                 "job": job.name,
                 "timezone": job.timezone,

@@ -191,10 +191,11 @@ def test_greedy_requests_do_not_delay_roots_per_second_job(
         file=sys.stderr,
     )
     # Answered on the loop, each 16 MiB answer would hold it for a tenth of a second or
-    # more, back to back: most runs would start that late.  The bounds leave room for
-    # the attacker's own processes competing for the machine's two cores.
-    assert statistics.median(under_attack) < statistics.median(baseline) + 15
-    assert sorted(under_attack)[int(len(under_attack) * 0.9)] < 60
+    # more, back to back; answered by workers that do not pause, their share of the
+    # interpreter lock made runs start 10 to 30 ms late.  The bounds leave a little room
+    # for the attacker's own processes competing for the machine's two cores.
+    assert statistics.median(under_attack) < statistics.median(baseline) + 5
+    assert sorted(under_attack)[int(len(under_attack) * 0.9)] < 25
 
 
 def lateness(daemon: DaemonProcess) -> list[float]:
