@@ -135,8 +135,12 @@ class SqliteHistory:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute(f"PRAGMA busy_timeout = {WRITER_BUSY_MS}")
             return db
-        if not os.path.exists(self.path):
-            raise HistoryError(f"{self.path}: no history yet (the daemon has not run)")
+        try:
+            os.stat(self.path)
+        except FileNotFoundError:
+            raise HistoryError(f"{self.path}: no history yet (the daemon has not run)") from None
+        except PermissionError:
+            pass  # its directory is closed to this user: said below
         if not os.access(self.path, os.R_OK):
             raise HistoryError(
                 f"{self.path}: permission denied: the history is readable by its owner only;"
