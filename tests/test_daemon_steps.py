@@ -20,6 +20,7 @@ from cronplus.daemon import MAX_SLEEP, Daemon
 from cronplus.model import Job, Outcome, RunState, Trigger
 from cronplus.paths import resolve
 from cronplus.runner import RunResult, Spawned
+from cronplus.store import open_readonly
 
 UTC = timezone.utc
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -254,3 +255,35 @@ def test_a_paused_job_runs_nothing_and_each_instant_is_recorded_skipped(tmp_path
     assert [r.scheduled for r in runs] == [
         (T0 + timedelta(seconds=s)).timestamp() for s in (30, 20, 10)
     ]
+
+
+def test_a_history_that_cannot_be_written_is_said_in_the_status_line_and_to_notifiers(
+    tmp_path: Path,
+) -> None:
+    text = (
+        EVERY_TEN_SECONDS.replace('command: "true"}', 'command: "true", on_failure: [pager]}')
+        + "notifiers:\n  pager: {type: command, command: [/bin/true]}\n"
+    )
+    daemon, clock, runner = make_daemon(tmp_path, text)
+    assert daemon.history is not None and daemon.history.backend is not None
+    daemon.history.backend.db.close()  # every write now fails, as on a broken disk
+    for _ in range(3):
+        clock.advance(10)
+        daemon.step(clock.now())
+        for run_id in list(runner.active):
+            runner.finish(run_id)
+        daemon.step(clock.now())
+    assert "HISTORY NOT WRITTEN since 2026-06-01 12:00:10 UTC" in daemon.status_line()
+    assert "records held in memory" in daemon.status_line()
+    told = [j.env["CRONPLUS_EVENT"] for j in runner.notified]
+    assert told == ["history-unwritten"]  # once, not once a run
+    daemon.history.backend = None  # the disk is back: the file is opened again
+    clock.advance(10)
+    daemon.step(clock.now())
+    assert "HISTORY" not in daemon.status_line()
+    assert [j.env["CRONPLUS_EVENT"] for j in runner.notified] == [
+        "history-unwritten",
+        "history-written",
+    ]
+    reader = open_readonly(str(tmp_path / "state" / "history.db"))
+    assert [r.state for r in reversed(reader.runs("tick"))] == ["succeeded"] * 3 + ["running"]

@@ -98,6 +98,17 @@ def test_kill_9_again_and_again_loses_no_history(
         "SELECT COUNT(*) FROM runs r JOIN runs f ON r.first_run = f.id WHERE f.job = 'flaky'"
     ).fetchone()[0]
     assert linked >= 1
+    # every second from the first run to the last one accounted for has exactly one row:
+    # started, skipped, or missed while the daemon was dead
+    for job in ("quick", "slow", "flaky"):
+        covered: list[int] = []
+        for first, until in db.execute(
+            "SELECT scheduled, COALESCE(scheduled_until, scheduled) FROM runs"
+            " WHERE job = ? AND trigger IN ('schedule', 'catch-up') ORDER BY scheduled",
+            (job,),
+        ):
+            covered += range(int(first), int(until) + 1)
+        assert covered == list(range(covered[0], covered[0] + len(covered))), job
 
 
 class _Hooks(BaseHTTPRequestHandler):
