@@ -20,18 +20,20 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Optional
 
 import structlog
 
 from . import __version__, accounting, config, logs
 from .clock import Clock, SystemClock, iso_utc
-from .clockwatch import THRESHOLD, ClockJump, ClockWatch
-from .containment import boot_id, choose
+from .clockwatch import THRESHOLD, ClockWatch
+from .containment import boot_id, choose, process_start_ticks
 from .controlserver import ControlServer, Gate
 from .dispatch import Decision, Dispatcher, retry_delay
 from .errors import ConfigError, ConfigProblem, CronplusError, HistoryError
+from .events import Watchers
+from .ledger import InstantLedger
 from .model import Config, Job, Outcome, RunState, Trigger
 from .notifications import Notifications
 from .notify import Event, event_for
@@ -83,7 +85,8 @@ class Daemon:
         self.wake: Optional[asyncio.Event] = None  # made in attach(), inside the running loop
         self.notifications = Notifications(self.log, self.poke)
         self.clockwatch = ClockWatch(clock)
-        self.last_jump: Optional[tuple[float, ClockJump]] = None  # (when noticed, the jump)
+        self.ledger: Optional[InstantLedger] = None  # made in load(), with the store
+        self.watchers = Watchers(self.log)  # metrics, alarms and chains watch the loop
         self.started_at = clock.now().timestamp()
         self.boot_id = boot_id()
         self.gate = Gate()  # control workers pause while the loop starts runs
@@ -107,8 +110,13 @@ class Daemon:
             self.paths.history(self.config.settings.history), now, self._report
         )
         self.notifications.store = self.history
+        self.history.on_end = self._run_ended
+        self.ledger = InstantLedger(
+            self.history, self.submit, self.log, self.started_at, self.watchers.instants_missed
+        )
         self.dispatcher.reconfigure(self.config.settings.max_workers, self.config.settings.pools)
         self.planner.apply(None, self.config, self.history, now)
+        self.watchers.config_applied(self.config, now)
         for run in recover(self.history, self.config, self.retry_timer, now, self.log):
             self.after_run(run, "lost", now)
         self.flush(now)
@@ -119,6 +127,10 @@ class Daemon:
             jobs=len(self.config.jobs),
             history=self.history.path,
         )
+
+    def _run_ended(self, run: Run) -> None:
+        job = self.config.jobs.get(run.job) if self.config else None
+        self.watchers.run_ended(job, run, self.clock.now())
 
     def _report(self, event: str, level: str = "info", **fields: Any) -> None:
         getattr(self.log, level)(event, **fields)
@@ -279,7 +291,8 @@ class Daemon:
         jump = self.clockwatch.observe()
         if jump is None:
             return
-        self.last_jump = (now.timestamp(), jump)
+        if self.ledger is not None:
+            self.ledger.last_jump = (now.timestamp(), jump)
         self.log.warning(
             "clock jumped",
             what=jump.describe(),
@@ -311,6 +324,7 @@ class Daemon:
         failure = self.history.failure
         kind = "history-written" if written else "history-unwritten"
         reason = failure.error if failure is not None else ""
+        self.watchers.history_health(written, reason, now)
         event = Event(kind, "cronplus", 0, kind, 0, reason, None)
         self.notifications.notify_failure_notifiers(self.config, event)
 
@@ -336,12 +350,14 @@ class Daemon:
             self.log.error("reload rejected", config=self.paths.config, problems=len(exc.problems))
             for problem in exc.problems:
                 self.log.error("config problem", problem=str(problem))
+            self.watchers.reload_rejected([str(p) for p in exc.problems], now)
             self.manager.ready(self.status_line())
             return exc
         except Exception as exc:  # a reload must never take the daemon down
             self.log.exception("reload failed", config=self.paths.config)
             self.manager.ready(self.status_line())
             problem = ConfigProblem(self.paths.config, 1, 1, "", f"cannot be read: {exc!r}")
+            self.watchers.reload_rejected([str(problem)], now)
             return ConfigError([problem])
         fired = self.fire_due(now)
         for name in self.planner.changed(self.config, new):
@@ -354,6 +370,7 @@ class Daemon:
         self.config = new
         self.dispatcher.reconfigure(new.settings.max_workers, new.settings.pools)
         self.schedule_next(fired)
+        self.watchers.config_applied(new, now)
         self.log.info("reloaded", config=self.paths.config, jobs=len(new.jobs))
         self.manager.ready(self.status_line())
         return None
@@ -490,72 +507,9 @@ class Daemon:
         return fired
 
     def account(self, job: Job, first: datetime, now: datetime) -> accounting.Plan:
-        """Give each instant of `job` from `first` up to now its row, and start what is due."""
-        assert self.history is not None
-        state = self.history.job_states().get(job.name)
-        paused = bool(state and state.paused)
-        horizon = max(now - timedelta(seconds=stable_jitter(job.name, job.jitter)), first)
-        plan = accounting.plan(
-            self.rules[job.name], first, horizon, job.catch_up, job.catch_up_limit, not paused
-        )
-        if plan.folded or plan.missed or plan.catch_up:
-            self._record_missed(job, plan, first, horizon, now, paused)
-        for instant in plan.catch_up:
-            self.submit(job, instant.timestamp(), Trigger.CATCH_UP, now)
-        if plan.start is not None:
-            self.submit(job, plan.start.timestamp(), Trigger.SCHEDULE, now)
-        assert plan.last is not None
-        self.history.set_last_scheduled(job.name, plan.last.timestamp())
-        return plan
-
-    def _record_missed(
-        self,
-        job: Job,
-        plan: accounting.Plan,
-        first: datetime,
-        horizon: datetime,
-        now: datetime,
-        paused: bool,
-    ) -> None:
-        assert self.history is not None
-        state = RunState.SKIPPED if paused else RunState.MISSED
-        why = "skipped: paused" if paused else f"missed: {self.miss_cause(first, horizon)}"
-        stamp = now.timestamp()
-        folded = plan.folded
-        if folded is not None:
-            count = f"{folded.count}" if folded.exact else f"at least {folded.count}"
-            self.history.create_run(
-                job.name,
-                folded.first.timestamp(),
-                Trigger.SCHEDULE,
-                stamp,
-                state=state,
-                reason=f"{why} ({count} instants up to {iso_utc(folded.last.timestamp())})",
-                instants=folded.count,
-                scheduled_until=folded.last.timestamp(),
-            )
-        for instant in plan.missed:
-            self.history.create_run(
-                job.name, instant.timestamp(), Trigger.SCHEDULE, stamp, state=state, reason=why
-            )
-        missed = plan.instants - len(plan.catch_up) - (plan.start is not None)
-        self.log.warning(
-            "instants skipped" if paused else "instants missed",
-            job=job.name,
-            count=missed,
-            caught_up=len(plan.catch_up),
-            reason=why,
-        )
-        self.history.prune(job.name, self.config.settings.keep_runs if self.config else 1000)
-
-    def miss_cause(self, first: datetime, horizon: datetime) -> str:
-        """Why instants from `first` on were not reached in time."""
-        if first.timestamp() < self.started_at:
-            return "the daemon was down"
-        if self.last_jump is not None and self.last_jump[0] >= first.timestamp():
-            return self.last_jump[1].describe()
-        late = (horizon - first).total_seconds()
-        return f"the daemon's loop stalled for {late:.1f}s"
+        assert self.ledger is not None and self.config is not None
+        keep = self.config.settings.keep_runs
+        return self.ledger.account(job, self.rules[job.name], first, now, keep)
 
     def schedule_next(self, fired: list[tuple[Job, accounting.Plan]]) -> None:
         """The next instant of each job that fired: after the starts, so they are not delayed."""
@@ -601,20 +555,21 @@ class Daemon:
         )
 
     def start_allowed(self, now: datetime) -> None:
-        """Start every waiting run the caps allow."""
+        """Start every waiting run the caps allow; what identifies them is read after the burst."""
         assert self.history is not None and self.runner is not None
+        started = []
         for waiting in self.dispatcher.startable():
             spawned = self.runner.start(waiting.run_id, waiting.job)
-            if spawned is None:  # the spawn failure arrives through reap()
-                continue
-            at = self.clock.now().timestamp()
+            if spawned is not None:  # else the spawn failure arrives through reap()
+                started.append((waiting, spawned, self.clock.now().timestamp()))
+        for waiting, spawned, at in started:
             self.history.transition(
                 waiting.run_id,
                 RunState.RUNNING,
                 (RunState.PENDING,),
                 started=at,
                 pid=spawned.pid,
-                start_ticks=spawned.start_ticks,
+                start_ticks=process_start_ticks(spawned.pid),
                 boot_id=self.boot_id,
                 cgroup=spawned.cgroup,
             )
@@ -625,6 +580,9 @@ class Daemon:
                 pid=spawned.pid,
                 late_ms=round((at - waiting.due) * 1000, 1),
             )
+            run = self.history.held_run(waiting.run_id)
+            if run is not None:
+                self.watchers.run_started(waiting.job, run, now)
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:

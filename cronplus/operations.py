@@ -121,7 +121,7 @@ class Operations:
     def health(self, caller: Caller, params: dict[str, Any]) -> Any:
         history = self._history()
         failure = history.failure
-        jump = self.daemon.last_jump
+        jump = self.daemon.ledger.last_jump if self.daemon.ledger else None
         return {
             "history": {
                 "path": history.path,
@@ -230,7 +230,7 @@ class Operations:
 
     def next(self, caller: Caller, params: dict[str, Any]) -> Offload:
         job = self._job(caller, params["job"])
-        state = self._history().job_states().get(job.name)
+        state = self._history().job_state(job.name)
         last = state.last_scheduled if state else None
         now, count = self.daemon.clock.now(), params.get("count") or 5
         gate = self.daemon.gate

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .clock import Clock
-from .containment import Containment, OverLimit, RunGroup, process_start_ticks
+from .containment import Containment, OverLimit, RunGroup
 from .model import Job, Outcome
 from .notify import desktop_argv, session_environment
 
@@ -42,7 +42,7 @@ class Spawned:
     """A started run, as the history records it to find its processes after a crash."""
 
     pid: int
-    start_ticks: Optional[int]  # field 22 of /proc/<pid>/stat
+    start_ticks: Optional[int]  # field 22 of /proc/<pid>/stat, when read
     cgroup: Optional[str]  # the run's cgroup directory, or None
 
 
@@ -181,7 +181,7 @@ class Runner:
             where = f": {exc.filename}" if exc.filename else ""
             self._report_spawn_failure(run_id, mono, f"{detail}{where}", done)
             return None
-        spawned = Spawned(process.pid, process_start_ticks(process.pid), group.path)
+        spawned = Spawned(process.pid, None, group.path)  # the start time is read after a burst
         assert process.stdout is not None
         output_fd = process.stdout.fileno()
         os.set_blocking(output_fd, False)
@@ -199,7 +199,7 @@ class Runner:
             )
         if job.memory_limit is not None:
             self._limit_memory(active, job.memory_limit)
-        self._watch()
+        self._watch(active)
         return spawned
 
     def _limit_memory(self, active: ActiveRun, limit: int) -> None:
@@ -213,14 +213,23 @@ class Runner:
             detail = f"memory-limit: the limit could not be set: {exc.strerror or exc}"
             self.kill(active.run_id, Outcome.MEMORY_LIMIT, detail)
 
-    def _watch(self) -> None:
-        """Keep the ticker going while a run needs the watchdog or waits for its last process."""
-        wanted = any(
-            self.containment.polled or a.job.memory_limit is not None or a.leader_code is not None
-            for a in self.active.values()
-        )
-        if wanted and self._ticker is None:
+    def _watch(self, only: Optional[ActiveRun] = None) -> None:
+        """Keep the ticker going while a run needs the watchdog or waits for its last process.
+
+        After a start only the new run is looked at: a burst of starts stays linear.
+        """
+        if self._ticker is not None:
+            return
+        runs = [only] if only is not None else self.active.values()
+        if any(self._needs_ticks(a) for a in runs):
             self._ticker = self.loop.call_later(SAMPLE_SECONDS, self._tick)
+
+    def _needs_ticks(self, active: ActiveRun) -> bool:
+        return (
+            self.containment.polled
+            or active.job.memory_limit is not None
+            or active.leader_code is not None
+        )
 
     def _tick(self) -> None:
         self._ticker = None
@@ -391,7 +400,7 @@ class Runner:
         if active.group.empty() or stuck:
             self._finish(active)
         else:
-            self._watch()
+            self._watch(active)
 
     def _finish(self, active: ActiveRun) -> None:
         self.active.pop(active.run_id, None)

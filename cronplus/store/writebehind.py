@@ -58,6 +58,7 @@ class RunStore:
         self._pending = Changes()
         self._pending_output = 0
         self.failure: Optional[WriteFailure] = None
+        self.on_end: Optional[Callable[[Run], None]] = None  # told of each run that ends
         if snapshot.instance is None:
             self.instance = token_hex(8)
             self._pending.meta["instance"] = self.instance
@@ -118,7 +119,7 @@ class RunStore:
             instants=instants,
             scheduled_until=scheduled_until,
         )
-        self._record(run)
+        self._record(run, ending=state.final)
         return run_id
 
     def transition(
@@ -132,10 +133,11 @@ class RunStore:
         run = self._open.get(run_id)
         if run is None or run.state not in {s.value for s in expected}:
             return False
-        self._record(dataclasses.replace(run, state=state.value, **fields))
+        self._record(dataclasses.replace(run, state=state.value, **fields), ending=state.final)
         return True
 
-    def _record(self, run: Run) -> None:
+    def _record(self, run: Run, ending: bool = False) -> None:
+        """Keep the newest version of a row; `ending`: it just reached its final state."""
         old = self._pending.runs.get(run.id)
         self._pending_output += len(run.output or b"") - len((old.output if old else None) or b"")
         self._pending.runs[run.id] = run
@@ -146,6 +148,8 @@ class RunStore:
         state = self._jobs.get(run.job) or JobState(run.job, None, None, False)
         if state.last_run is None or run.id > state.last_run:
             self._set_job(dataclasses.replace(state, last_run=run.id))
+        if ending and self.on_end is not None:
+            self.on_end(run)
 
     def _set_job(self, state: JobState) -> None:
         self._jobs[state.name] = state
@@ -176,7 +180,7 @@ class RunStore:
 
     def flush(self, now: datetime) -> bool:
         """Write what changed; False when it stays in memory for a later try."""
-        if not self._pending:
+        if not self._pending and self.failure is None:
             return True
         try:
             self._write(now)
@@ -334,6 +338,9 @@ class RunStore:
 
     def job_states(self) -> dict[str, JobState]:
         return dict(self._jobs)
+
+    def job_state(self, job: str) -> Optional[JobState]:
+        return self._jobs.get(job)
 
     def last_runs(self) -> dict[str, Run]:
         """The latest finished run of every job, by name."""

@@ -1,0 +1,75 @@
+"""What happens in the daemon, for the parts that watch it.
+
+The loop tells a `Watchers` fan-out of each event where it happens; whoever
+keeps count (metrics), raises alarms (notifications on state changes) or
+starts work of its own (chained jobs) subclasses `Watcher` and overrides the
+events it cares about.  A watcher that fails is logged and never stops the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Optional
+
+from .model import Config, Job
+from .store import Run
+
+
+class Watcher:
+    """Every event, doing nothing: override what you need."""
+
+    def config_applied(self, config: Config, now: datetime) -> None:
+        """A configuration is running: at start, and after each accepted reload."""
+
+    def reload_rejected(self, problems: Sequence[str], now: datetime) -> None:
+        """A reload was refused; the running configuration stays."""
+
+    def run_started(self, job: Job, run: Run, now: datetime) -> None:
+        """A run's process started."""
+
+    def run_ended(self, job: Optional[Job], run: Run, now: datetime) -> None:
+        """A run reached a final state (including skipped and lost); `job` is None
+        when it is no longer configured."""
+
+    def instants_missed(self, job: Job, runs: Sequence[Run], now: datetime) -> None:
+        """Instants of `job` were recorded missed (or skipped while paused)."""
+
+    def history_health(self, written: bool, error: str, now: datetime) -> None:
+        """The history stopped (`written` False) or started again taking writes."""
+
+
+class Watchers(Watcher):
+    """Hands each event to every watcher; a watcher's failure is logged, never raised."""
+
+    def __init__(self, log: Any, watchers: Sequence[Watcher] = ()) -> None:
+        self.log = log
+        self.watchers = list(watchers)
+
+    def add(self, watcher: Watcher) -> None:
+        self.watchers.append(watcher)
+
+    def _each(self, event: str, *args: Any) -> None:
+        for watcher in self.watchers:
+            try:
+                getattr(watcher, event)(*args)
+            except Exception:  # a watcher's bug must not take the scheduler down
+                self.log.exception("watcher failed", watcher=type(watcher).__name__, on=event)
+
+    def config_applied(self, config: Config, now: datetime) -> None:
+        self._each("config_applied", config, now)
+
+    def reload_rejected(self, problems: Sequence[str], now: datetime) -> None:
+        self._each("reload_rejected", problems, now)
+
+    def run_started(self, job: Job, run: Run, now: datetime) -> None:
+        self._each("run_started", job, run, now)
+
+    def run_ended(self, job: Optional[Job], run: Run, now: datetime) -> None:
+        self._each("run_ended", job, run, now)
+
+    def instants_missed(self, job: Job, runs: Sequence[Run], now: datetime) -> None:
+        self._each("instants_missed", job, runs, now)
+
+    def history_health(self, written: bool, error: str, now: datetime) -> None:
+        self._each("history_health", written, error, now)
