@@ -39,10 +39,10 @@ KILL_GIVE_UP = 10.0  # a process that outlives this many seconds of SIGKILL is s
 
 @dataclass(frozen=True)
 class Spawned:
-    """A started run, as the history records it to find its processes after a crash."""
+    """A started run, as the history records it to find its processes after a crash
+    (with the leader's start time, which the daemon reads after a burst of starts)."""
 
     pid: int
-    start_ticks: Optional[int]  # field 22 of /proc/<pid>/stat, when read
     cgroup: Optional[str]  # the run's cgroup directory, or None
 
 
@@ -181,7 +181,7 @@ class Runner:
             where = f": {exc.filename}" if exc.filename else ""
             self._report_spawn_failure(run_id, mono, f"{detail}{where}", done)
             return None
-        spawned = Spawned(process.pid, None, group.path)  # the start time is read after a burst
+        spawned = Spawned(process.pid, group.path)
         assert process.stdout is not None
         output_fd = process.stdout.fileno()
         os.set_blocking(output_fd, False)

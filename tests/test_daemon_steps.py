@@ -41,10 +41,10 @@ class FakeRunner:
     ) -> Spawned:
         if on_exit is not None:  # a notifier: kept apart from the runs
             self.notified.append(job)
-            return Spawned(20_000 - run_id, None, None)
+            return Spawned(20_000 - run_id, None)
         self.active[run_id] = job
         self.started.append((run_id, job.name))
-        return Spawned(10_000 + run_id, None, None)
+        return Spawned(10_000 + run_id, None)
 
     def stop(self, run_id: int, reason: Outcome, detail: str = "") -> None:
         self.stopped.append((run_id, reason))

@@ -223,7 +223,9 @@ def test_a_run_lasts_until_its_last_process_ends(mechanism: Containment) -> None
     assert result.duration >= 0.6
 
 
-def test_start_tells_the_pid_its_start_time_and_its_cgroup(mechanism: Containment) -> None:
+def test_start_tells_the_pid_and_its_cgroup_and_the_start_time_can_be_read(
+    mechanism: Containment,
+) -> None:
     seen: list[tuple[Spawned, Optional[int], bool]] = []
 
     async def look(runner: Runner, spawned: Spawned) -> None:
@@ -233,7 +235,7 @@ def test_start_tells_the_pid_its_start_time_and_its_cgroup(mechanism: Containmen
     result = run_job(make_job(command="sleep 0.2"), containment=mechanism, meanwhile=look)
     ((spawned, ticks, existed),) = seen
     assert spawned.pid == result.pid
-    assert spawned.start_ticks is not None and spawned.start_ticks == ticks
+    assert ticks is not None  # what the daemon records after the burst of starts
     if mechanism.kind == "subreaper":
         assert spawned.cgroup is None
     else:  # every run has a group, with or without a memory limit; gone after the run
