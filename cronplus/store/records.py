@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 from ..model import RunState
@@ -35,6 +35,8 @@ class Run:
     start_ticks: Optional[int] = None  # the process's start time, clock ticks since boot
     boot_id: Optional[str] = None  # the boot the process started in
     cgroup: Optional[str] = None  # the control group holding the run's processes
+    node: str = ""  # in a cluster, the node that runs or ran it
+    scope: str = ""  # in a cluster, the node a `run_on: each` instant belongs to ("" for `one`)
 
     @property
     def open(self) -> bool:
@@ -52,3 +54,30 @@ class JobState:
 RUN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Run))
 OPEN_STATES = (RunState.PENDING.value, RunState.RUNNING.value)
 FAILED_STATES = tuple(s.value for s in RunState if s.failed)
+
+
+@dataclass
+class Changes:
+    """Everything the daemon changed since its last write, applied as one transaction."""
+
+    runs: dict[int, Run] = field(default_factory=dict)  # whole rows, newest version
+    new: set[int] = field(default_factory=set)  # of `runs`, those never written before
+    jobs: dict[str, JobState] = field(default_factory=dict)
+    notes: list[tuple[str, int]] = field(default_factory=list)  # (note, run id): rows not in memory
+    prune: dict[str, int] = field(default_factory=dict)  # job -> finished runs to keep
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def absorb(self, later: Changes) -> Changes:
+        """These changes with `later` ones on top: for a write that failed and is tried again."""
+        merged = Changes(
+            {**self.runs, **later.runs},
+            self.new | later.new,
+            {**self.jobs, **later.jobs},
+            self.notes + later.notes,
+            {**self.prune, **later.prune},
+            {**self.meta, **later.meta},
+        )
+        return merged
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.jobs or self.notes or self.prune or self.meta)

@@ -55,5 +55,91 @@ SQLITE_MIGRATIONS: Sequence[str] = (
     CREATE INDEX runs_missed ON runs(job, scheduled) WHERE state = 'missed';
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 5: clusters: which node ran a run, and which node an instance of `run_on: each` is for
+    """
+    ALTER TABLE runs ADD COLUMN node TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN scope TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(SQLITE_MIGRATIONS)
+
+# The same history for PostgreSQL, step for step, and what a cluster adds in step 5.
+POSTGRES_MIGRATIONS: Sequence[str] = (
+    # 1: runs and per-job state
+    """
+    CREATE TABLE runs (
+        id BIGINT PRIMARY KEY,
+        job TEXT NOT NULL,
+        scheduled DOUBLE PRECISION,
+        trigger TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        first_run BIGINT,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        pid INTEGER,
+        created DOUBLE PRECISION NOT NULL,
+        started DOUBLE PRECISION,
+        ended DOUBLE PRECISION,
+        exit_code INTEGER,
+        signal INTEGER,
+        duration DOUBLE PRECISION,
+        output BYTEA,
+        output_bytes BIGINT NOT NULL DEFAULT 0,
+        peak_rss BIGINT
+    );
+    CREATE INDEX runs_by_job ON runs(job, id);
+    CREATE INDEX runs_open ON runs(state) WHERE state IN ('pending', 'running');
+    CREATE TABLE jobs (
+        name TEXT PRIMARY KEY,
+        last_scheduled DOUBLE PRECISION,
+        last_run BIGINT,
+        paused BOOLEAN NOT NULL DEFAULT FALSE
+    );
+    """,
+    # 2: when a waiting retry is due
+    """
+    ALTER TABLE runs ADD COLUMN due DOUBLE PRECISION;
+    """,
+    # 3: what went wrong telling the notifiers
+    """
+    ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+    """,
+    # 4: missed instants, the identity of a run's processes, the instance
+    """
+    ALTER TABLE runs ADD COLUMN instants INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE runs ADD COLUMN scheduled_until DOUBLE PRECISION;
+    ALTER TABLE runs ADD COLUMN start_ticks BIGINT;
+    ALTER TABLE runs ADD COLUMN boot_id TEXT;
+    ALTER TABLE runs ADD COLUMN cgroup TEXT;
+    CREATE INDEX runs_missed ON runs(job, scheduled) WHERE state = 'missed';
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # 5: clusters.  A run is claimed by inserting its row: one row per (job, instant)
+    # for `run_on: one`, per (job, instant, node) for `run_on: each`; nodes hold leases
+    # on the database's clock; run ids come in blocks, one block a node at a time.
+    """
+    ALTER TABLE runs ADD COLUMN node TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN scope TEXT NOT NULL DEFAULT '';
+    CREATE UNIQUE INDEX runs_one_per_instant ON runs(job, scheduled, scope)
+        WHERE trigger IN ('schedule', 'catch-up') AND scheduled IS NOT NULL;
+    CREATE INDEX runs_by_node ON runs(node) WHERE state IN ('pending', 'running');
+    ALTER TABLE jobs ADD COLUMN scope TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs DROP CONSTRAINT jobs_pkey;
+    ALTER TABLE jobs ADD PRIMARY KEY (name, scope);
+    CREATE TABLE nodes (
+        name TEXT PRIMARY KEY,
+        incarnation TEXT NOT NULL,
+        lease_expires TIMESTAMPTZ NOT NULL,
+        started TIMESTAMPTZ NOT NULL,
+        state TEXT NOT NULL DEFAULT 'alive',
+        version TEXT NOT NULL DEFAULT '',
+        digest TEXT NOT NULL DEFAULT '',
+        host TEXT NOT NULL DEFAULT '',
+        pid INTEGER,
+        running INTEGER NOT NULL DEFAULT 0,
+        max_workers INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE SEQUENCE run_blocks START 1;
+    """,
+)
+assert len(POSTGRES_MIGRATIONS) == SCHEMA_VERSION, "one schema history for both backends"

@@ -16,12 +16,12 @@ import os
 import sqlite3
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
 
 from ..errors import HistoryError
-from .records import FAILED_STATES, OPEN_STATES, RUN_COLUMNS, JobState, Run
+from .records import FAILED_STATES, OPEN_STATES, RUN_COLUMNS, Changes, JobState, Run
 from .schema import SCHEMA_VERSION, SQLITE_MIGRATIONS
 
 FILE_MODE = 0o600
@@ -38,20 +38,6 @@ _UPSERT_RUN = (
     " ON CONFLICT(id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "id")
 )
-
-
-@dataclass
-class Changes:
-    """Everything the daemon changed since its last write, applied as one transaction."""
-
-    runs: dict[int, Run] = field(default_factory=dict)  # whole rows, newest version
-    jobs: dict[str, JobState] = field(default_factory=dict)
-    notes: list[tuple[str, int]] = field(default_factory=list)  # (note, run id): rows not in memory
-    prune: dict[str, int] = field(default_factory=dict)  # job -> finished runs to keep
-    meta: dict[str, str] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.runs or self.jobs or self.notes or self.prune or self.meta)
 
 
 def is_corrupt(exc: BaseException) -> bool:

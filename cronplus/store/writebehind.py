@@ -23,8 +23,8 @@ from typing import Any, Callable, Optional, TypeVar
 
 from ..errors import HistoryError
 from ..model import RunState, Trigger
-from .records import JobState, Run
-from .sqlite import Changes, Snapshot, SqliteHistory, is_corrupt, move_aside, open_daemon_history
+from .records import Changes, JobState, Run
+from .sqlite import Snapshot, SqliteHistory, is_corrupt, move_aside, open_daemon_history
 
 MAX_UNWRITTEN_RUNS = 10_000
 MAX_UNWRITTEN_OUTPUT = 32 << 20
