@@ -10,13 +10,14 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import socket
 from datetime import date, datetime
 from typing import Any, Callable, Optional
 
 from . import convert
 from .clock import zone
 from .errors import ScheduleError
-from .model import RETRYABLE, CatchUp, Notification, Overlap
+from .model import RETRYABLE, CatchUp, ClusterSettings, Notification, Overlap
 from .schedule import MAX_INTERVAL_SECONDS
 
 Converter = Callable[[Any], Any]
@@ -159,6 +160,7 @@ JOB_KEYS: dict[str, Converter] = {
     "on_retry": _names,
     "output_limit": lambda v: convert.size(v, minimum=0, maximum=64 << 20),
     "description": lambda v: convert.text(v, "a description", allow_empty=True),
+    "run_on": lambda v: convert.choice(v, ("one", "each")),
 }
 SCHEDULE_KEYS = ("schedule", "every", "at")
 
@@ -174,7 +176,36 @@ DAEMON_KEYS: dict[str, Converter] = {
     "keep_runs": lambda v: convert.integer(v, 1, 10_000_000),
     "shutdown_grace": lambda v: convert.duration(v, maximum=DAY),
     "cgroups": lambda v: "off" if v is False else convert.choice(v, ("auto", "off")),  # YAML: off
+    "cluster": lambda v: cluster(v),
 }
+
+CLUSTER_KEYS = ("store", "node", "lease", "password_file")
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def cluster(value: Any) -> ClusterSettings:
+    """`daemon.cluster`: `store` (required), `node`, `lease`, `password_file`."""
+    if not isinstance(value, dict):
+        raise convert.bad(value, "a mapping with store, node, lease and password_file")
+    for key in value:
+        if key not in CLUSTER_KEYS:
+            raise convert.bad(key, "one of " + ", ".join(CLUSTER_KEYS), "unknown key")
+    if "store" not in value:
+        raise ValueError("missing store, expected a postgresql:// URL")
+    store = convert.text(value["store"], "a postgresql:// URL")
+    from .store.postgres import check_url
+
+    wrong = check_url(store)
+    if wrong is not None:
+        raise ValueError(f"store: found {convert.show(store)}: {wrong}")
+    node = value.get("node", socket.gethostname().split(".")[0])
+    if not isinstance(node, str) or not NODE_NAME.fullmatch(node):
+        raise convert.bad(node, "a node name (letters, digits, '.', '_', '-', at most 63)")
+    lease = convert.duration(value.get("lease", 15), minimum=3, maximum=600)
+    password_file = value.get("password_file")
+    if password_file is not None:
+        password_file = convert.text(password_file, "a file path")
+    return ClusterSettings(store, node, lease, password_file)
 
 
 # --- notifiers ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import structlog
 from . import __version__, accounting, config, logs
 from .clock import Clock, SystemClock, iso_utc
 from .clockwatch import THRESHOLD, ClockWatch
+from .cluster.node import ClusterNode
 from .containment import boot_id, choose, process_start_ticks
 from .controlserver import ControlServer, Gate
 from .dispatch import Decision, Dispatcher, retry_delay
@@ -45,6 +46,7 @@ from .runner import Runner, RunResult
 from .schedule import Rule, stable_jitter
 from .servicemanager import ServiceManager
 from .store import OPEN_STATES, Run, RunStore, open_store
+from .store.remote import RemoteRunStore
 from .timer import Timer
 
 # Longest sleep: a bound on how late a run can be after the wall clock is stepped
@@ -87,9 +89,11 @@ class Daemon:
         self.clockwatch = ClockWatch(clock)
         self.ledger: Optional[InstantLedger] = None  # made in load(), with the store
         self.watchers = Watchers(self.log)  # metrics, alarms and chains watch the loop
+        self.cluster: Optional[ClusterNode] = None  # with daemon.cluster: a node of a cluster
         self.started_at = clock.now().timestamp()
         self.boot_id = boot_id()
         self.gate = Gate()  # control workers pause while the loop starts runs
+        self._last_failure_log = -3600.0
         self.manager = ServiceManager()
 
     @property
@@ -106,13 +110,19 @@ class Daemon:
         """Read the config and open the history; raises ConfigError or HistoryError."""
         self.config = self.read_config()
         now = self.clock.now()
-        self.history = open_store(
-            self.paths.history(self.config.settings.history), now, self._report
-        )
+        cluster = self.config.settings.cluster
+        if cluster is not None:
+            self.cluster = ClusterNode(self, cluster)
+            self.watchers.add(self.cluster)
+            self.history = self.cluster.open_store(self.paths, self._report)
+        else:
+            path = self.paths.history(self.config.settings.history)
+            self.history = open_store(path, now, self._report)
         self.notifications.store = self.history
         self.history.on_end = self._run_ended
+        start = self.cluster.start_instant if self.cluster else self.submit
         self.ledger = InstantLedger(
-            self.history, self.submit, self.log, self.started_at, self.watchers.instants_missed
+            self.history, start, self.log, self.started_at, self.watchers.instants_missed
         )
         self.dispatcher.reconfigure(self.config.settings.max_workers, self.config.settings.pools)
         self.planner.apply(None, self.config, self.history, now)
@@ -148,6 +158,8 @@ class Daemon:
         alarm = self.clockwatch.alarm
         if alarm is not None:
             loop.add_reader(alarm.fd, self._on_clock_set)
+        if isinstance(self.history, RemoteRunStore):
+            self.history.writer.bind(loop)
 
     def _on_signal(self, signum: int) -> None:
         self.signals.append(signum)
@@ -183,10 +195,12 @@ class Daemon:
         self.log.info("listening", socket=self.paths.socket)
         self.manager.ready(self.status_line())
         try:
-            while self.step(self.clock.now()):
+            while self.turn():
                 await self.wait()
         finally:
             self.gate.open()
+            if self.cluster is not None:
+                self.cluster.leave()
             await server.close()
             self.clockwatch.close()
             if self.runner is not None:
@@ -197,12 +211,27 @@ class Daemon:
             self.history.close()
         return 0
 
+    def turn(self) -> bool:
+        """One step; a bug in it is logged (at most once a minute) and the loop goes on:
+        a scheduler that dies schedules nothing."""
+        try:
+            return self.step(self.clock.now())
+        except Exception as exc:
+            now = self.clock.monotonic()
+            if now - self._last_failure_log >= 60:
+                self._last_failure_log = now
+                self.log.exception("a turn of the loop failed; going on", error=repr(exc))
+            time.sleep(0.05)  # a failure that repeats does not spin
+            return True
+
     def _control_error(self, what: str, exc: Exception) -> None:
         self.log.error(what, error=repr(exc))
 
     def step(self, now: datetime) -> bool:
         """One turn of the loop; False when the daemon has finished stopping."""
         self.watch_clock(now)
+        if self.cluster is not None:
+            self.cluster.tick()
         self.handle_signals(now)
         self.reap(now)
         if self.stopping is None:
@@ -284,6 +313,9 @@ class Daemon:
         ping = self.manager.seconds_to_ping(self.clock.monotonic())
         if ping is not None:
             timeout = min(timeout, ping)
+        work = self.cluster.seconds_to_work() if self.cluster else None
+        if work is not None:
+            timeout = min(timeout, work)
         return max(0.0, timeout)
 
     def watch_clock(self, now: datetime) -> None:
@@ -472,7 +504,8 @@ class Daemon:
             first_run=run.first_run or run.id,
             due=due,
         )
-        self.retry_timer.set(str(retry_id), datetime.fromtimestamp(due, UTC))
+        if self.cluster is None or not self.cluster.retry_created(job, retry_id):
+            self.retry_timer.set(str(retry_id), datetime.fromtimestamp(due, UTC))
         self.log.info(
             "retry scheduled",
             job=job.name,
@@ -494,7 +527,7 @@ class Daemon:
             if job is None:
                 self._skip(run.id, now, "the job is no longer configured")
                 continue
-            self._offer(run.id, job, due.timestamp(), now)
+            self.offer(run.id, job, due.timestamp(), now)
 
     def fire_due(self, now: datetime) -> list[tuple[Job, accounting.Plan]]:
         """Account for every instant that has come: start it, skip it, or record it missed."""
@@ -534,10 +567,10 @@ class Daemon:
         run_id = self.history.create_run(
             job.name, scheduled, trigger, now.timestamp(), attempt=attempt, first_run=first_run
         )
-        self._offer(run_id, job, scheduled or now.timestamp(), now)
+        self.offer(run_id, job, scheduled or now.timestamp(), now)
         return run_id
 
-    def _offer(self, run_id: int, job: Job, due: float, now: datetime) -> None:
+    def offer(self, run_id: int, job: Job, due: float, now: datetime) -> None:
         """Hand a recorded run to the caps: it waits, is skipped, or replaces a running one."""
         verdict = self.dispatcher.submit(run_id, job, due)
         if verdict.decision is Decision.SKIP:

@@ -146,6 +146,7 @@ class Job:
     on_retry: tuple[str, ...] = ()
     output_limit: int = 64 * 1024
     description: str = ""
+    run_on: str = "one"  # in a cluster: "one" node per instant, or "each" node
     source: str = ""  # file:line where the job is defined
 
 
@@ -166,6 +167,17 @@ class Settings:
     keep_runs: int = 1000
     shutdown_grace: float = 30.0
     cgroups: str = "auto"  # auto: a cgroup per run where the kernel allows; off: subreaper tracking
+    cluster: Optional[ClusterSettings] = None
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """`daemon.cluster`: the shared store, this node's name, and how long a lease lasts."""
+
+    store: str  # a postgresql:// URL, without a password
+    node: str
+    lease: float = 15.0
+    password_file: Optional[str] = None  # else libpq's PGPASSFILE or ~/.pgpass
 
 
 @dataclass(frozen=True)

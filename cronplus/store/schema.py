@@ -130,6 +130,7 @@ POSTGRES_MIGRATIONS: Sequence[str] = (
         name TEXT PRIMARY KEY,
         incarnation TEXT NOT NULL,
         lease_expires TIMESTAMPTZ NOT NULL,
+        renewed TIMESTAMPTZ NOT NULL DEFAULT now(),
         started TIMESTAMPTZ NOT NULL,
         state TEXT NOT NULL DEFAULT 'alive',
         version TEXT NOT NULL DEFAULT '',

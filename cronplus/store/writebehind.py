@@ -93,10 +93,40 @@ class RunStore:
         instants: int = 1,
         scheduled_until: Optional[float] = None,
     ) -> int:
-        run_id = self._next_id
-        self._next_id += 1
-        run = Run(
-            id=run_id,
+        run = self.new_run(
+            job,
+            scheduled,
+            trigger,
+            now,
+            state,
+            attempt,
+            first_run,
+            reason,
+            due,
+            instants,
+            scheduled_until,
+        )
+        self._pending.new.add(run.id)
+        self._record(run, ending=state.final)
+        return run.id
+
+    def new_run(
+        self,
+        job: str,
+        scheduled: Optional[float],
+        trigger: Trigger,
+        now: float,
+        state: RunState = RunState.PENDING,
+        attempt: int = 1,
+        first_run: Optional[int] = None,
+        reason: str = "",
+        due: Optional[float] = None,
+        instants: int = 1,
+        scheduled_until: Optional[float] = None,
+    ) -> Run:
+        """A row with a fresh id, not recorded yet."""
+        return Run(
+            id=self._new_id(),
             job=job,
             scheduled=scheduled,
             trigger=trigger.value,
@@ -119,7 +149,10 @@ class RunStore:
             instants=instants,
             scheduled_until=scheduled_until,
         )
-        self._record(run, ending=state.final)
+
+    def _new_id(self) -> int:
+        run_id = self._next_id
+        self._next_id += 1
         return run_id
 
     def transition(
@@ -281,12 +314,26 @@ class RunStore:
                     break
                 if not pending[run_id].open:
                     self._pending_output -= len(pending.pop(run_id).output or b"")
+                    self._pending.new.discard(run_id)
                     self.failure.dropped += 1
 
     # --- reading ---------------------------------------------------------------------------
 
+    def _waiting(self) -> list[Changes]:
+        """What is not written yet, oldest first."""
+        return [self._pending]
+
+    def _unwritten(self) -> list[Run]:
+        rows: dict[int, Run] = {}
+        for batch in self._waiting():
+            rows.update(batch.runs)
+        return list(rows.values())
+
     def _held(self, run_id: int) -> Optional[Run]:
-        return self._pending.runs.get(run_id) or self._open.get(run_id)
+        for batch in reversed(self._waiting()):
+            if run_id in batch.runs:
+                return batch.runs[run_id]
+        return self._open.get(run_id)
 
     def run(self, run_id: int) -> Optional[Run]:
         held = self._held(run_id)
@@ -301,7 +348,7 @@ class RunStore:
 
     def held(self, job: str) -> list[Run]:
         """The job's rows not written yet, for an answer computed away from the loop."""
-        return [run for run in self._pending.runs.values() if run.job == job]
+        return [run for run in self._unwritten() if run.job == job]
 
     def job_of(self, run_id: int) -> Optional[str]:
         """The job a run belongs to, without reading its output."""
@@ -314,12 +361,12 @@ class RunStore:
         return self._held(run_id)
 
     def held_notes(self, run_id: int) -> list[str]:
-        return [note for note, rid in self._pending.notes if rid == run_id]
+        return [note for batch in self._waiting() for note, rid in batch.notes if rid == run_id]
 
     def held_last_runs(self) -> dict[str, Run]:
         """Each job's latest finished run where it is not written yet."""
         last = {}
-        for run in self._pending.runs.values():
+        for run in self._unwritten():
             state = self._jobs.get(run.job)
             if state is not None and state.last_run == run.id:
                 last[run.job] = run
@@ -327,7 +374,7 @@ class RunStore:
 
     def held_misses(self, since: float) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for run in self._pending.runs.values():
+        for run in self._unwritten():
             until = run.scheduled_until or run.scheduled or 0.0
             if run.state == RunState.MISSED.value and until >= since:
                 counts[run.job] = counts.get(run.job, 0) + run.instants
