@@ -2,7 +2,7 @@
 
 _cronplusctl() {
     local cur="${COMP_WORDS[COMP_CWORD]}"
-    local commands="status history logs run retry pause resume next check reload version health jobs import"
+    local commands="status history logs run retry pause resume next check reload version health nodes jobs import"
     local -a global=()
     local command="" i word
     for ((i = 1; i < COMP_CWORD; i++)); do

@@ -90,6 +90,12 @@ JOB = Param("job", str, True, "a job name")
 METHODS: tuple[Method, ...] = (
     Method("version", (), Access.ANYONE, "the daemon's version, pid, config and start time"),
     Method(
+        "nodes",
+        (),
+        Access.ANYONE,
+        "the nodes of the cluster: state, lease age, version, runs, config digest",
+    ),
+    Method(
         "health",
         (),
         Access.ANYONE,

@@ -298,6 +298,9 @@ def _offloaded(request_id: Any, offload: Offload, gate: Gate) -> Iterator[bytes]
         result = offload.work()
     except Fault as fault:
         return _encode({"id": request_id, "fault": fault.as_json()})
+    except Exception as exc:  # the history could not be read: say so, keep the connection
+        unread = Fault(FaultCode.INTERNAL, f"cannot read the history: {' '.join(str(exc).split())}")
+        return _encode({"id": request_id, "fault": unread.as_json()})
     if offload.large is None or not isinstance(result, dict):
         return iter([b"".join(_encode({"id": request_id, "result": result}))])
     raw = result.pop(offload.large, None) or b""

@@ -151,6 +151,9 @@ class Ctl:
         except OSError as exc:  # reset, timed out, closed without an answer
             raise CronplusError(f"{self.paths.socket}: {exc}") from None
 
+    def _not_running(self) -> str:
+        return f"cronplus is not running (no daemon at {self.paths.socket})"
+
     def not_running_note(self) -> None:
         print(
             f"cronplusctl: cronplus is not running (no daemon at {self.paths.socket}); "
@@ -266,6 +269,29 @@ class Ctl:
         self.emit(records, lambda: self._status_table(records))
         return code
 
+    def nodes(self) -> int:
+        """The cluster's nodes; a node whose config differs from this one's is marked."""
+        try:
+            answer = self.ask("nodes")
+        except DaemonDown:
+            raise NotRunning(
+                f"cronplus is not running (no daemon at {self.paths.socket})"
+            ) from None
+        rows = [
+            [
+                n["node"] + (" (this)" if n["this_node"] else ""),
+                n["state"],
+                f"{n['lease_age']:.1f}s",
+                n["version"],
+                f"{n['running']}/{n['max_workers']}",
+                n["digest"] + ("" if n["same_config"] else " DIFFERS"),
+            ]
+            for n in answer
+        ]
+        headers = ["NODE", "STATE", "LEASE AGE", "VERSION", "RUNNING", "CONFIG"]
+        self.emit(answer, lambda: table(headers, rows, str))
+        return EXIT_OK
+
     def health(self) -> int:
         """Whether the daemon writes its history; exit 1 when it does not."""
         try:
@@ -369,6 +395,10 @@ class Ctl:
             for r in answer["runs"]
         ]
         headers = ["RUN", "SCHEDULED", "TRIGGER", "TRY", "STATE", "DURATION", "EXIT", "REASON"]
+        if any(r.get("node") for r in answer["runs"]):  # a cluster: which node ran each
+            headers.insert(5, "NODE")
+            for row, record in zip(rows, answer["runs"]):
+                row.insert(5, record.get("node") or "-")
         return table(headers, rows, self.paint)
 
     def logs(self) -> int:
@@ -537,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("reload", help_of["reload"])
     command("version", "versions of cronplusctl and the running daemon")
     command("health", help_of["health"] + " (exit 1 when it does not)")
+    command("nodes", help_of["nodes"])
     command("jobs", "job names, one a line (for shell completion)", json_flag=False)
     imports = command("import", "a crontab as cronplus YAML on stdout", json_flag=False)
     imports.add_argument(

@@ -19,6 +19,7 @@ from .model import Job, RunState, Trigger
 from .report import DAY, job_record, run_record
 from .schedule import build_rule, next_instants, upcoming_instants
 from .store import Run, RunStore
+from .store.postgres import PostgresHistory
 from .store.readers import ThreadReaders
 from .store.writebehind import add_counts, merge_runs, with_notes
 
@@ -52,10 +53,15 @@ class Operations:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         assert daemon.history is not None
-        self.readers = ThreadReaders(daemon.history.path)
+        cluster = daemon.cluster
+        if cluster is not None:
+            self.readers = ThreadReaders(lambda: cluster.connect(readonly=True), lambda: 1)
+        else:
+            self.readers = ThreadReaders.for_file(daemon.history.path)
         self.table: dict[str, Callable[[Caller, dict[str, Any]], Any]] = {
             "version": self.version,
             "health": self.health,
+            "nodes": self.nodes,
             "status": self.status,
             "history": self.history,
             "logs": self.logs,
@@ -117,6 +123,40 @@ class Operations:
             "jobs": len(self._jobs()),
             "running": len(daemon.runner.active) if daemon.runner else 0,
         }
+
+    def nodes(self, caller: Caller, params: dict[str, Any]) -> Offload:
+        cluster = self.daemon.cluster
+        if cluster is None or cluster.coordinator is None:
+            raise Fault(FaultCode.BAD_REQUEST, "not a cluster: daemon.cluster is not set")
+        readers, me = self.readers, cluster.node
+        coordinator = cluster.coordinator
+        mine = coordinator.digest
+
+        def work() -> Any:
+            from .cluster.leases import nodes
+
+            reader = readers.get()
+            if not isinstance(reader, PostgresHistory):
+                raise Fault(FaultCode.INTERNAL, "the cluster's store cannot be read now")
+            return [
+                {
+                    "node": n.name,
+                    "state": n.state,
+                    "lease_age": round(n.lease_age, 1),
+                    "lease_left": round(n.lease_left, 1),
+                    "version": n.version,
+                    "running": n.running,
+                    "max_workers": n.max_workers,
+                    "digest": n.digest,
+                    "same_config": n.digest == mine,
+                    "this_node": n.name == me,
+                    "host": n.host,
+                    "started": n.started.isoformat(),
+                }
+                for n in nodes(reader)
+            ]
+
+        return Offload(work)
 
     def health(self, caller: Caller, params: dict[str, Any]) -> Any:
         history = self._history()

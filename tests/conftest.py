@@ -1,0 +1,18 @@
+"""Fixtures every test folder may use: a private PostgreSQL server for the session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from postgres import PostgresServer, available, start_server
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    why = available()
+    if why is not None:
+        pytest.skip(why)
+    server = start_server()
+    yield server
+    server.stop()
