@@ -1,4 +1,9 @@
-"""Fixtures every test folder may use: a private PostgreSQL server for the session."""
+"""Fixtures every test folder may use: a private PostgreSQL server for the session.
+
+This folder is on the import path of the tests in its subfolders (`faults/`, the
+fault-injection suite; `cluster/`, several daemons on one database), so they share
+its builders (`helpers`, `postgres`, `test_end_to_end`...).
+"""
 
 from __future__ import annotations
 

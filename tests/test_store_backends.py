@@ -154,7 +154,7 @@ def test_of_racing_nodes_exactly_one_claims_each_instant(
                 state="pending",
                 node=f"n{index}",
             )
-            if store.claim(run, f"inc{index}"):
+            if store.claim(run, f"inc{index}") == "won":
                 wins[index].append(float(instant))
 
     threads = [threading.Thread(target=race, args=(i,)) for i in range(len(stores))]

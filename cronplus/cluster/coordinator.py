@@ -204,7 +204,7 @@ class Coordinator:
             if won:
                 self.offer(claimed, job)
 
-        self.store.claim(run, self.incarnation, answered)
+        self.store.claim(run, self.incarnation, job.max_concurrent, answered)
 
     def _poll_retries(self, now: float) -> None:
         self.polling = True

@@ -15,6 +15,7 @@ thread or from control workers, never from its scheduling loop.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -173,12 +174,31 @@ class PostgresHistory:
             (name, scope, mark, last_run),
         )
 
-    def claim(self, run: Run, incarnation: str) -> bool:
+    def claim(self, run: Run, incarnation: str, most: int = 0) -> str:
         """Record a scheduled run if no node has recorded its instant, while our lease holds.
 
-        Returns whether this node won it.  The mark of a `run_on: one` job moves with it.
+        `most` caps the job's runs at once across the cluster (its `max_concurrent`):
+        an instant that finds the job full is recorded skipped.  Claims of one job take
+        turns on an advisory lock, so the count holds.  Returns "won", "skipped" (recorded
+        here, not run) or "taken" (another node has the instant, or our lease is gone).
+        The mark of a `run_on: one` job moves with a recorded instant.
         """
         with self.db.transaction(), self.db.cursor() as cursor:
+            if most:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"job:{run.job}",))
+                cursor.execute(
+                    "SELECT count(*) FROM runs WHERE job = %s AND scope = %s"
+                    " AND (state = 'running' OR (state = 'pending' AND node <> ''))",
+                    (run.job, run.scope),
+                )
+                busy = int(cursor.fetchone()[0])
+                if busy >= most:
+                    run = dataclasses.replace(
+                        run,
+                        state="skipped",
+                        ended=run.created,
+                        reason=f"skipped: overlap: {busy} run(s) already running in the cluster",
+                    )
             cursor.execute(
                 f"INSERT INTO runs ({_SELECT}) SELECT {_MARKS}"
                 " WHERE EXISTS (SELECT 1 FROM nodes WHERE name = %(node)s"
@@ -186,10 +206,12 @@ class PostgresHistory:
                 " ON CONFLICT DO NOTHING RETURNING id",
                 {**_params(run), "incarnation": incarnation},
             )
-            won = cursor.fetchone() is not None
-            if won and run.scheduled is not None:
+            recorded = cursor.fetchone() is not None
+            if recorded and run.scheduled is not None:
                 self._write_mark(cursor, run.job, run.scheduled, None)
-        return won
+        if not recorded:
+            return "taken"
+        return "skipped" if run.state == "skipped" else "won"
 
     def id_block(self) -> int:
         """The first id of a fresh block of BLOCK run ids."""

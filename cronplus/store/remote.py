@@ -136,15 +136,17 @@ class RemoteRunStore(RunStore):
 
     # --- claims ----------------------------------------------------------------------------
 
-    def claim(self, run: Run, incarnation: str, done: Claimed) -> None:
-        """Ask the database to record `run` for this node unless its instant has a row."""
+    def claim(self, run: Run, incarnation: str, most: int, done: Claimed) -> None:
+        """Ask the database to record `run` for this node unless its instant has a row
+        (`most`: the job's runs at once across the cluster)."""
 
-        def answered(won: Optional[bool], error: Optional[BaseException]) -> None:
+        def answered(outcome: Optional[str], error: Optional[BaseException]) -> None:
+            won = error is None and outcome == "won"
             if won:
                 self._open[run.id] = run  # written: only later changes go in a batch
-            done(run, bool(won) and error is None)
+            done(run, won)
 
-        self.writer.submit(lambda backend: backend.claim(run, incarnation), answered)
+        self.writer.submit(lambda backend: backend.claim(run, incarnation, most), answered)
 
     def adopt(self, run: Run) -> None:
         """A row this node took from the database (a retry): held, as its own."""
