@@ -174,18 +174,31 @@ def test_no_claim_without_a_valid_lease_and_each_scope_is_per_node(
     pg_server: PostgresServer, tmp_path: Path
 ) -> None:
     first, second = cluster_store(pg_server, tmp_path, 2)
-    assert not first.claim(row(1, state="pending", node="n0"), "someone-else")
-    first.db.execute(
-        "UPDATE nodes SET lease_expires = now() - interval '1 second' WHERE name = 'n0'"
-    )
-    assert not first.claim(row(2, state="pending", node="n0"), "inc0")  # lease gone: no start
-    each = dict(state="pending", scope="n1")
-    assert second.claim(row(3, node="n1", **each), "inc1")
-    assert not second.claim(row(4, node="n1", **each), "inc1")  # the same instant, same node
-    other = dict(state="pending", scope="n0", node="n0")
-    first.db.execute(
-        "UPDATE nodes SET lease_expires = now() + interval '1 minute' WHERE name = 'n0'"
-    )
-    assert first.claim(row(5, **other), "inc0")  # run_on: each: the same instant on another node
+    assert first.claim(row(1, state="pending", node="n0"), "someone-else") == "taken"
+    lapse = "UPDATE nodes SET lease_expires = now() - interval '1 second' WHERE name = 'n0'"
+    first.db.execute(lapse)
+    assert first.claim(row(2, state="pending", node="n0"), "inc0") == "taken"  # lease gone
+    each: dict[str, Any] = {"state": "pending", "scope": "n1", "node": "n1"}
+    assert second.claim(row(3, **each), "inc1") == "won"
+    assert second.claim(row(4, **each), "inc1") == "taken"  # the same instant on the same node
+    other: dict[str, Any] = {"state": "pending", "scope": "n0", "node": "n0"}
+    renew = "UPDATE nodes SET lease_expires = now() + interval '1 minute' WHERE name = 'n0'"
+    first.db.execute(renew)
+    assert first.claim(row(5, **other), "inc0") == "won"  # run_on: each: another node's own
+    for store in (first, second):
+        store.close()
+
+
+def test_a_job_full_across_the_cluster_records_the_instant_skipped(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    first, second = cluster_store(pg_server, tmp_path, 2)
+    assert first.claim(row(1, scheduled=10.0, state="pending", node="n0"), "inc0", 1) == "won"
+    first.db.execute("UPDATE runs SET state = 'running' WHERE id = 1")
+    later = row(2, scheduled=20.0, state="pending", node="n1")
+    assert second.claim(later, "inc1", 1) == "skipped"
+    skipped = second.run(2)
+    assert skipped is not None and skipped.reason.startswith("skipped: overlap: 1 run(s)")
+    assert second.claim(row(3, scheduled=30.0, state="pending", node="n1"), "inc1", 2) == "won"
     for store in (first, second):
         store.close()
