@@ -128,7 +128,7 @@ class Daemon:
         self.planner.apply(None, self.config, self.history, now)
         self.watchers.config_applied(self.config, now)
         for run in recover(self.history, self.config, self.retry_timer, now, self.log):
-            self.after_run(run, "lost", now)
+            self.settle(run, "lost", now)
         self.flush(now)
         self.log.info(
             "started",
@@ -476,8 +476,16 @@ class Daemon:
                 output_bytes=result.output_bytes,
             )
             if run is not None:
-                self.after_run(run, result.outcome.value, now)
+                self.settle(run, result.outcome.value, now)
                 self.history.prune(run.job, self.config.settings.keep_runs)
+
+    def settle(self, run: Run, outcome: str, now: datetime) -> None:
+        """A run ended here: retry and notify, unless, in a cluster, another node ended it
+        first (it declared this node dead and retries it itself)."""
+        if self.cluster is not None:
+            self.cluster.settle(run, outcome, now)
+        else:
+            self.after_run(run, outcome, now)
 
     def after_run(self, run: Run, outcome: str, now: datetime) -> None:
         """Retry by the job's policy, and tell its notifiers."""

@@ -81,6 +81,16 @@ class PostgresServer:
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
+        self._run_server()
+        self.pid = int((data / "postmaster.pid").read_text().split()[0])
+        self.sql(
+            f"CREATE ROLE cronplus LOGIN PASSWORD '{self.password}' CREATEDB",
+        )
+        return self
+
+    def _run_server(self) -> None:
+        """pg_ctl start, its output to a log file (a pipe would stay open with the server)."""
+        data = self.directory / "data"
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port}"
             f" -c unix_socket_directories={self.directory} -c fsync=off"
@@ -100,11 +110,6 @@ class PostgresServer:
             timeout=120,
         )
         assert done.returncode == 0, done.stderr + log.read_text()
-        self.pid = int((data / "postmaster.pid").read_text().split()[0])
-        self.sql(
-            f"CREATE ROLE cronplus LOGIN PASSWORD '{self.password}' CREATEDB",
-        )
-        return self
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         done = self._as_owner(
@@ -137,11 +142,13 @@ class PostgresServer:
         return where
 
     def restart(self) -> None:
+        """A fast restart, as an operator's `systemctl restart postgresql` does."""
         data = self.directory / "data"
         done = self._as_owner(
-            str(self.bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "restart", timeout=120
+            str(self.bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop", timeout=120
         )
         assert done.returncode == 0, done.stderr
+        self._run_server()
         self.pid = int((data / "postmaster.pid").read_text().split()[0])
 
     def stop(self) -> None:

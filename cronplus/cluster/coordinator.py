@@ -74,6 +74,8 @@ class Coordinator:
         self.digest = ""
         self.keeper = FenceKeeper()
         self.problem: Optional[str] = None  # why the node is not (or no longer) in the cluster
+        self.held: list[tuple[Run, Job, float]] = []  # claims waiting for a lease
+        self.unclaimed: Callable[[Run, Job], None] = lambda _run, _job: None
         self.live: list[str] = []  # nodes holding a lease, by name, at the last renewal
         self.differing: list[str] = []  # live nodes whose config digest differs from ours
 
@@ -93,10 +95,13 @@ class Coordinator:
     def configured(self, config: Config, digest: str) -> None:
         self.config, self.digest = config, digest
 
-    def tick(self, running: int) -> None:
-        """Called each turn of the loop: renew when due, take retries, notice a lost lease."""
+    def tick(self, running: int, free: float = 1.0) -> None:
+        """Called each turn of the loop: renew when due, take retries, notice a lost lease,
+        send or give up claims that waited for a lease."""
         self.running = running
         now = self.monotonic()
+        if self.held:
+            self._release_held(free)
         if now >= self.next_renewal and not self.renewing:
             self._renew(now)
         if self.joined and now >= self.next_retry_poll and not self.polling and self.fit:
@@ -110,7 +115,10 @@ class Coordinator:
     def seconds_to_work(self) -> float:
         """How long the loop may sleep before the coordinator has something to do."""
         now = self.monotonic()
-        return max(0.0, min(self.next_renewal, self.next_retry_poll) - now)
+        soonest = min(self.next_renewal, self.next_retry_poll)
+        if self.held:
+            soonest = min(soonest, now + 0.2)
+        return max(0.0, soonest - now)
 
     def _renew(self, sent: float) -> None:
         self.renewing = True
@@ -178,11 +186,25 @@ class Coordinator:
 
     def claim(self, run: Run, job: Job, free: float) -> None:
         """Ask for `run` after a wait that lets less loaded nodes go first; `free` is the
-        share of this node's workers that are idle."""
+        share of this node's workers that are idle.  Without a valid lease (just started,
+        or cut off) the claim waits for one, for at most a lease; then the instant is
+        recorded missed here (dropped when written if another node recorded it)."""
         if not self.fit:
-            self.log.info("not claiming: no valid lease", job=job.name, scheduled=run.scheduled)
+            self.held.append((run, job, self.monotonic() + self.settings.lease))
             return
         self.call_later(self._claim_wait(run, free), self._send_claim, run, job)
+
+    def _release_held(self, free: float) -> None:
+        """Claims that waited for a lease: sent now that there is one, or given up."""
+        held, self.held = self.held, []
+        now = self.monotonic()
+        for run, job, deadline in held:
+            if self.fit:
+                self.call_later(self._claim_wait(run, free), self._send_claim, run, job)
+            elif now >= deadline:
+                self.unclaimed(run, job)
+            else:
+                self.held.append((run, job, deadline))
 
     def _claim_wait(self, run: Run, free: float) -> float:
         """How long to let other nodes go first: runs spread over the live nodes, each
@@ -211,6 +233,7 @@ class Coordinator:
         self.next_retry_poll = now + RETRY_POLL
         config, incarnation = self.config, self.incarnation
         most = (config.settings.max_workers if config else 0) - self.running
+        caps = {n: j.max_concurrent for n, j in config.jobs.items()} if config else {}
 
         def done(taken: Optional[Sequence[Run]], error: Optional[BaseException]) -> None:
             self.polling = False
@@ -221,7 +244,7 @@ class Coordinator:
                     self.offer(run, job)
 
         self.store.writer.submit(
-            lambda backend: leases.take_retries(backend, incarnation, most), done
+            lambda backend: leases.take_retries(backend, incarnation, most, caps), done
         )
 
     # --- fencing -----------------------------------------------------------------------------

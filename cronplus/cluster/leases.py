@@ -107,20 +107,44 @@ def sweep_dead(backend: PostgresHistory) -> list[Run]:
     return [_run(row) for row in rows]
 
 
-def take_retries(backend: PostgresHistory, incarnation: str, most: int) -> list[Run]:
-    """Waiting retries of `run_on: one` jobs whose backoff has passed, taken by this node."""
+def take_retries(
+    backend: PostgresHistory, incarnation: str, most: int, caps: dict[str, int]
+) -> list[Run]:
+    """Waiting retries of `run_on: one` jobs whose backoff has passed, taken by this node,
+    each only while its job has room across the cluster (`caps`: max_concurrent by job)."""
+    taken: list[Run] = []
     if most <= 0:
-        return []
-    rows = backend.db.execute(
-        "UPDATE runs SET node = %(me)s WHERE id IN (SELECT id FROM runs"
-        " WHERE trigger = 'retry' AND state = 'pending' AND node = '' AND scope = ''"
-        " AND due <= extract(epoch FROM now()) ORDER BY due LIMIT %(most)s"
-        " FOR UPDATE SKIP LOCKED)"
-        " AND EXISTS (SELECT 1 FROM nodes WHERE name = %(me)s AND incarnation = %(inc)s"
-        f" AND lease_expires > now()) RETURNING {_SELECT}",
-        {"me": backend.node, "most": most, "inc": incarnation},
-    ).fetchall()
-    return [_run(row) for row in rows]
+        return taken
+    with backend.db.transaction():
+        holds = backend.db.execute(
+            "SELECT 1 FROM nodes WHERE name = %s AND incarnation = %s AND lease_expires > now()",
+            (backend.node, incarnation),
+        ).fetchone()
+        if holds is None:
+            return taken
+        candidates = backend.db.execute(
+            "SELECT id, job FROM runs WHERE trigger = 'retry' AND state = 'pending'"
+            " AND node = '' AND scope = '' AND due <= extract(epoch FROM now())"
+            " ORDER BY due LIMIT %s FOR UPDATE SKIP LOCKED",
+            (most,),
+        ).fetchall()
+        for run_id, job in candidates:
+            if job not in caps:
+                continue  # not a job of this node's config
+            backend.db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"job:{job}",))
+            busy = backend.db.execute(
+                "SELECT count(*) FROM runs WHERE job = %s AND scope = ''"
+                " AND (state = 'running' OR (state = 'pending' AND node <> ''))",
+                (job,),
+            ).fetchone()[0]
+            if busy >= caps[job]:
+                continue
+            row = backend.db.execute(
+                f"UPDATE runs SET node = %s WHERE id = %s RETURNING {_SELECT}",
+                (backend.node, run_id),
+            ).fetchone()
+            taken.append(_run(row))
+    return taken
 
 
 def live(backend: PostgresHistory) -> list[tuple[str, str]]:

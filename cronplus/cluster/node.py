@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import HistoryError
 from ..events import Watcher
-from ..model import ClusterSettings, Config, Job, Trigger
+from ..model import ClusterSettings, Config, Job, RunState, Trigger
 from ..paths import Paths
 from ..store.postgres import PostgresHistory, StoreUnreachable
 from ..store.records import Run
@@ -103,6 +103,7 @@ class ClusterNode(Watcher):
             self.daemon.clock.monotonic,
             self._call_later,
         )
+        self.coordinator.unclaimed = self._unclaimed
         return store
 
     def _call_later(self, delay: float, callback: Any, *args: Any) -> None:
@@ -134,8 +135,45 @@ class ClusterNode(Watcher):
         daemon.offer(run.id, job, run.scheduled or now.timestamp(), now)
         daemon.poke()
 
+    def _unclaimed(self, run: Run, job: Job) -> None:
+        """An instant no lease let this node claim: missed here, unless another node has it."""
+        daemon = self.daemon
+        assert daemon.history is not None
+        daemon.history.create_run(
+            job.name,
+            run.scheduled,
+            Trigger(run.trigger),
+            daemon.clock.now().timestamp(),
+            state=RunState.MISSED,
+            reason="missed: this node held no lease to claim it (cut off from the store)",
+        )
+
     def _lost(self, run: Run) -> None:
         self.daemon.after_run(run, "lost", self.daemon.clock.now())
+
+    def settle(self, run: Run, outcome: str, now: datetime) -> None:
+        """The end of a `run_on: one` run is recorded only if the run is still open in the
+        store; the node that recorded it decides on the retry, once."""
+        daemon = self.daemon
+        job = daemon.config.jobs.get(run.job) if daemon.config else None
+        store = daemon.history
+        if job is None or job.run_on != "one" or not isinstance(store, RemoteRunStore):
+            daemon.after_run(run, outcome, now)
+            return
+
+        def done(won: Optional[bool], error: Optional[BaseException]) -> None:
+            if won:
+                daemon.after_run(run, outcome, daemon.clock.now())
+            elif error is None:
+                daemon.log.warning("run already ended by another node", job=run.job, run_id=run.id)
+            elif self.coordinator is not None and self.coordinator.fit:
+                daemon.after_run(run, outcome, daemon.clock.now())  # the store is away
+            else:  # our lease may be gone: the node that declares us dead retries it
+                daemon.log.warning(
+                    "run not retried here: the lease may be gone", job=run.job, run_id=run.id
+                )
+
+        store.writer.submit(lambda backend: backend.end(run), done)
 
     def retry_created(self, job: Job, retry_id: int) -> bool:
         """A retry of a `run_on: one` job is any node's to take; True: not kept locally."""
@@ -163,7 +201,7 @@ class ClusterNode(Watcher):
     def tick(self) -> None:
         if self.coordinator is not None:
             running = len(self.daemon.runner.active) if self.daemon.runner else 0
-            self.coordinator.tick(running)
+            self.coordinator.tick(running, self.free_share())
 
     def seconds_to_work(self) -> Optional[float]:
         return self.coordinator.seconds_to_work() if self.coordinator else None

@@ -133,7 +133,12 @@ class PostgresHistory:
             cursor.executemany(
                 f"INSERT INTO runs ({_SELECT}) VALUES ({_MARKS}) ON CONFLICT DO NOTHING", new
             )
-            cursor.executemany(f"UPDATE runs SET {_UPDATE} WHERE id = %(id)s", old)
+            # a row never moves back from a final state: another node may have ended it
+            cursor.executemany(
+                f"UPDATE runs SET {_UPDATE} WHERE id = %(id)s"
+                " AND (runs.state IN ('pending', 'running') OR runs.state = %(state)s)",
+                old,
+            )
             for state in changes.jobs.values():
                 self._write_mark(cursor, state.name, state.last_scheduled, state.last_run)
                 cursor.execute(
@@ -212,6 +217,16 @@ class PostgresHistory:
         if not recorded:
             return "taken"
         return "skipped" if run.state == "skipped" else "won"
+
+    def end(self, run: Run) -> bool:
+        """Record a run's end if it is still open here; False: another node ended it first
+        (it declared this node dead), and retrying it is that node's business."""
+        row = self.db.execute(
+            f"UPDATE runs SET {_UPDATE} WHERE id = %(id)s AND state IN ('pending', 'running')"
+            " RETURNING id",
+            _params(run),
+        ).fetchone()
+        return row is not None
 
     def id_block(self) -> int:
         """The first id of a fresh block of BLOCK run ids."""

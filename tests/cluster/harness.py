@@ -127,7 +127,8 @@ class Cluster:
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.url, passfile=str(self.passfile), autocommit=True) as db:
-            return list(db.execute(sql, args).fetchall())
+            cursor = db.execute(sql, args)
+            return list(cursor.fetchall()) if cursor.description else []
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

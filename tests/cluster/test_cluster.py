@@ -1,0 +1,254 @@
+"""Three real daemons on one PostgreSQL server: each instant once, failover, fencing, catch-up.
+
+Leases are 4 s here so that failures play out in seconds.  A long job appends
+`RUN_ID TIME` lines to a file ten times a second while it lives; two copies of
+one run overlapping would show as interleaved lines of two run ids.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+from harness import Cluster, cluster_factory
+from test_end_to_end import child_env
+
+__all__ = ["cluster_factory"]
+
+TICKS = """
+jobs:
+  tick: {schedule: "* * * * * *", command: "true"}
+  local: {schedule: "* * * * * */2", command: "true", run_on: each}
+"""
+
+
+def long_job(marks: Path) -> str:
+    loop = f'while :; do echo "$CRONPLUS_RUN_ID $(date +%s.%N)" >> {marks}; sleep 0.1; done'
+    return f"""
+jobs:
+  long:
+    schedule: "* * * * * */3"
+    command: '{loop}'
+    retries: 3
+    retry_backoff: 1s
+"""
+
+
+def lifetimes(marks: Path) -> dict[int, tuple[float, float]]:
+    """First and last mark of every run that wrote some."""
+    spans: dict[int, tuple[float, float]] = {}
+    for line in marks.read_text().splitlines():
+        run, stamp = line.split()
+        first, last = spans.get(int(run), (float(stamp), float(stamp)))
+        spans[int(run)] = (min(first, float(stamp)), max(last, float(stamp)))
+    return spans
+
+
+def assert_never_overlapping(marks: Path) -> None:
+    spans = sorted(lifetimes(marks).values())
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert start > end, f"two runs of one job overlapped: {spans}"
+
+
+def running_long(cluster: Cluster) -> list[tuple[int, str]]:
+    return [
+        (int(r[0]), str(r[1]))
+        for r in cluster.query("SELECT id, node FROM runs WHERE job = 'long' AND state = 'running'")
+    ]
+
+
+def test_each_instant_runs_once_across_three_nodes(cluster_factory: Callable[..., Cluster]) -> None:
+    cluster = cluster_factory(TICKS)
+    for name in ("a", "b", "c"):
+        cluster.add(name)
+    cluster.start()
+    time.sleep(12)
+    for node in cluster.nodes.values():
+        node.signal(signal.SIGTERM)
+    for node in cluster.nodes.values():
+        assert node.wait_exit(30) == 0
+    rows = cluster.query("SELECT job, scheduled, node, scope, state FROM runs ORDER BY scheduled")
+    ticks = [r for r in rows if r[0] == "tick"]
+    seconds = [int(r[1]) for r in ticks]
+    assert Counter(seconds).most_common(1)[0][1] == 1  # no instant twice
+    assert seconds == list(range(seconds[0], seconds[0] + len(seconds)))  # none left out
+    assert len(seconds) >= 8
+    by_node = Counter(r[2] for r in ticks if r[4] == "succeeded")
+    assert len(by_node) >= 2, by_node  # spread over the nodes, not all on one
+    local = Counter(r[3] for r in rows if r[0] == "local")
+    assert set(local) == {"a", "b", "c"}  # run_on: each: every node runs its own
+    started = sum(d.events().count("run started") for d in cluster.nodes.values())
+    recorded = cluster.query("SELECT count(*) FROM runs WHERE started IS NOT NULL")[0][0]
+    assert started == recorded  # no start without its row
+    states = cluster.query("SELECT name, state FROM nodes ORDER BY name")
+    assert states == [("a", "left"), ("b", "left"), ("c", "left")]
+
+
+def test_a_killed_node_is_declared_dead_and_its_run_retried_elsewhere(
+    cluster_factory: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    cluster = cluster_factory(long_job(marks))
+    for name in ("a", "b", "c"):
+        cluster.add(name)
+    cluster.start()
+    cluster.wait_for(lambda: bool(running_long(cluster)))
+    [(run_id, node)] = running_long(cluster)
+    victim = cluster.nodes[node].process
+    assert victim is not None
+    victim.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    cluster.wait_for(lambda: any(n != node for _, n in running_long(cluster)), timeout=20)
+    takeover = time.monotonic() - killed
+    lost = cluster.query("SELECT state, reason FROM runs WHERE id = %s", run_id)[0]
+    assert lost == ("lost", f"lost: node {node} stopped renewing its lease")
+    retried = cluster.query(
+        "SELECT node, attempt, first_run FROM runs WHERE job = 'long' AND state = 'running'"
+    )
+    assert retried[0][0] != node
+    time.sleep(1)
+    assert_never_overlapping(marks)
+    print(f"takeover after kill -9: {takeover:.1f} s (lease 4 s)", file=sys.stderr)
+    assert takeover < 4 + 5
+
+
+def test_a_stopped_node_fences_itself_before_another_takes_over(
+    cluster_factory: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    cluster = cluster_factory(long_job(marks))
+    for name in ("a", "b"):
+        cluster.add(name)
+    cluster.start()
+    cluster.wait_for(lambda: bool(running_long(cluster)))
+    [(_, node)] = running_long(cluster)
+    frozen = cluster.nodes[node]
+    frozen.signal(signal.SIGSTOP)  # the daemon stops; its run's processes do not
+    cluster.wait_for(lambda: any(n != node for _, n in running_long(cluster)), timeout=20)
+    frozen.signal(signal.SIGCONT)
+    time.sleep(3)
+    assert_never_overlapping(marks)
+    assert frozen.process is not None and frozen.process.poll() is None  # it lives on
+    cluster.wait_for(
+        lambda: (
+            "joined the cluster" in frozen.events()[-40:]
+            or frozen.events().count("joined the cluster") >= 2
+        ),
+        timeout=20,
+    )
+
+
+def test_a_node_cut_off_from_the_store_fences_itself(
+    cluster_factory: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    cluster = cluster_factory(long_job(marks))
+    cluster.add("a", through_proxy=True)
+    cluster.add("b")
+    cluster.start("a")
+    cluster.wait_for(lambda: running_long(cluster) != [])
+    assert running_long(cluster)[0][1] == "a"
+    cluster.start("b")
+    time.sleep(1)
+    cluster.proxies["a"].cut()
+    cut = time.monotonic()
+    cluster.wait_for(lambda: any(n == "b" for _, n in running_long(cluster)), timeout=20)
+    time.sleep(1)
+    assert_never_overlapping(marks)
+    spans = lifetimes(marks)
+    first = min(spans.values())
+    print(
+        f"fenced {first[1] - (time.time() - (time.monotonic() - cut)):.1f} s after the cut",
+        file=sys.stderr,
+    )
+    assert "cannot reach the cluster's store" in cluster.nodes["a"].events()
+
+
+def test_instants_missed_while_the_whole_cluster_was_down_are_accounted_once(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    """Every node finds the gap when it starts; each instant gets one row, not one per node
+    (the latest, reached within a minute, runs late; the others are missed)."""
+    jobs = 'jobs:\n  five: {schedule: "* * * * * */5", command: "true", catch_up: once}\n'
+    cluster = cluster_factory(jobs)
+    for name in ("a", "b", "c"):
+        cluster.add(name)
+    cluster.start()
+    cluster.wait_for(lambda: cluster.query("SELECT count(*) FROM runs")[0][0] >= 2)
+    for node in cluster.nodes.values():
+        node.signal(signal.SIGTERM)
+    for node in cluster.nodes.values():
+        node.wait_exit(30)
+    time.sleep(12)  # two or three instants pass with every node down
+    cluster.start()
+    cluster.wait_for(
+        lambda: cluster.query("SELECT count(*) FROM runs WHERE state = 'missed'")[0][0] >= 1
+    )
+    time.sleep(6)
+    rows = cluster.query("SELECT scheduled, state, reason FROM runs ORDER BY scheduled")
+    instants = [int(r[0]) for r in rows]
+    assert Counter(instants).most_common(1)[0][1] == 1  # one row an instant, cluster-wide
+    assert instants == list(range(instants[0], instants[-1] + 1, 5))  # and none left out
+    missed = [r for r in rows if r[1] == "missed"]
+    assert missed and all(r[2] == "missed: the daemon was down" for r in missed)
+
+
+def test_a_database_restart_loses_no_claimed_run_and_starts_none_twice(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    cluster = cluster_factory(TICKS, lease="10s")
+    for name in ("a", "b"):
+        cluster.add(name)
+    cluster.start()
+    time.sleep(3)
+    cluster.server.restart()
+    time.sleep(6)
+    for node in cluster.nodes.values():
+        node.signal(signal.SIGTERM)
+    for node in cluster.nodes.values():
+        assert node.wait_exit(30) == 0
+    ticks = [int(r[0]) for r in cluster.query("SELECT scheduled FROM runs WHERE job = 'tick'")]
+    assert Counter(ticks).most_common(1)[0][1] == 1
+    started = sum(
+        1 for d in cluster.nodes.values() for r in d.records("run started") if r["job"] == "tick"
+    )
+    recorded = cluster.query(
+        "SELECT count(*) FROM runs WHERE job = 'tick' AND started IS NOT NULL"
+    )[0][0]
+    assert started == recorded
+
+
+def test_bad_stores_are_messages(cluster_factory: Callable[..., Cluster], tmp_path: Path) -> None:
+    cluster = cluster_factory(TICKS)
+    first = cluster.add("a")
+    first.start()
+    twin = cluster.add("twin")
+    twin.write(cluster.config("a"))  # a second node with the first one's name
+    twin.start()
+    twin.wait_for(lambda: "cannot join the cluster" in twin.events())
+    [refusal] = twin.records("cannot join the cluster")
+    assert 'node name "a" is held by another live node' in str(refusal["problem"])
+
+    cluster.query("UPDATE schema_version SET version = 99")
+    newer = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cronplus.daemon",
+            "-c",
+            str(tmp_path / "a" / "cronplus.yaml"),
+            "--state-dir",
+            str(tmp_path / "newer"),
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+    assert newer.returncode == 1 and "Traceback" not in newer.stderr
+    assert "schema version 99 is newer than this cronplus understands" in newer.stderr
