@@ -31,7 +31,7 @@ from .paths import Paths, add_instance_arguments, resolve
 
 if TYPE_CHECKING:
     from .model import Config, Job
-    from .store import SqliteHistory
+    from .store import HistoryReader
 
 # Commands answered by the daemon import no YAML, croniter or SQLite: the modules that
 # need them are imported where they are used, so `status` starts in a fraction of the time.
@@ -166,7 +166,23 @@ class Ctl:
 
         return config.load(file or self.paths.config)
 
-    def offline_history(self, loaded: Config) -> SqliteHistory:
+    def offline_history(self, loaded: Config) -> HistoryReader:
+        """The history with no daemon to ask: the file, or in a cluster the shared store."""
+        cluster = loaded.settings.cluster
+        if cluster is not None:
+            from .store.postgres import PostgresHistory
+
+            def scope(job: str) -> str:
+                found = loaded.jobs.get(job)
+                return cluster.node if found is not None and found.run_on == "each" else ""
+
+            return PostgresHistory(
+                cluster.store,
+                cluster.node,
+                scope,
+                readonly=True,
+                password_file=cluster.password_file,
+            )
         from .store import open_readonly
 
         return open_readonly(self.paths.history(loaded.settings.history))
@@ -191,7 +207,24 @@ class Ctl:
         self.out(
             f"{file}: ok, {len(loaded.jobs)} jobs" + (f" ({drop_ins} drop-ins)" if drop_ins else "")
         )
-        return EXIT_OK
+        return self._check_cluster_store(loaded, file)
+
+    def _check_cluster_store(self, loaded: Config, file: str) -> int:
+        """In a cluster, whether the store answers: refused credentials or a newer schema are
+        errors; a store that does not answer now is a warning (it may later)."""
+        cluster = loaded.settings.cluster
+        if cluster is None:
+            return EXIT_OK
+        from .cluster.node import check_store
+
+        problem = check_store(cluster)
+        if problem is None:
+            self.out(f"{file}: cluster store {cluster.store}: answers")
+            return EXIT_OK
+        definite = "authentication" in problem or "newer than" in problem
+        kind = "error" if definite else "warning"
+        print(f"{file}: {kind}: daemon.cluster.store: {problem}", file=sys.stderr)
+        return EXIT_ERROR if definite else EXIT_OK
 
     def next(self) -> int:
         from .config import machine_zone
@@ -318,7 +351,7 @@ class Ctl:
         for name in names:
             if name not in loaded.jobs:
                 raise Fault(FaultCode.NO_SUCH_JOB, f'no job named "{name}"')
-        history: Optional[SqliteHistory] = None
+        history: Optional[HistoryReader] = None
         try:
             history = self.offline_history(loaded)
         except HistoryError as exc:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 from .clock import iso_utc
 from .model import Config, Job
 from .schedule import build_rule, upcoming
-from .store import JobState, Run, SqliteHistory
+from .store import HistoryReader, JobState, Run
 
 UTC = timezone.utc
 DAY = 86400.0
@@ -60,7 +60,7 @@ def job_record(
 
 
 def status_from_history(
-    config: Config, history: Optional[SqliteHistory], now: datetime, names: list[str]
+    config: Config, history: Optional[HistoryReader], now: datetime, names: list[str]
 ) -> list[Record]:
     """Job records from the history file alone (or none yet), for when the daemon is down."""
     states: dict[str, JobState] = {}

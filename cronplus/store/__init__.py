@@ -8,11 +8,32 @@ never stops the schedule.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Optional, Protocol
 
 from .records import FAILED_STATES, OPEN_STATES, JobState, Run
 from .schema import SCHEMA_VERSION
 from .sqlite import HistoryUnavailable, SqliteHistory, open_daemon_history, read_snapshot
 from .writebehind import Report, RunStore
+
+
+class HistoryReader(Protocol):
+    """What cronplusctl reads of a history with no daemon to ask: a file or a shared store."""
+
+    path: str
+
+    def run(self, run_id: int) -> Optional[Run]: ...
+
+    def runs(self, job: str, limit: int = 20, failed_only: bool = False) -> list[Run]: ...
+
+    def open_runs(self) -> list[Run]: ...
+
+    def job_states(self) -> dict[str, JobState]: ...
+
+    def last_runs(self) -> dict[str, Run]: ...
+
+    def misses_since(self, since: float) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
 
 
 def open_store(path: str, now: datetime, report: Report) -> RunStore:
@@ -42,6 +63,7 @@ __all__ = [
     "FAILED_STATES",
     "OPEN_STATES",
     "SCHEMA_VERSION",
+    "HistoryReader",
     "JobState",
     "Run",
     "RunStore",

@@ -97,12 +97,21 @@ class PostgresHistory:
         with contextlib.suppress(Exception):
             self.db.close()
 
+    def _version(self) -> int:
+        exists = self.db.execute("SELECT to_regclass('schema_version')").fetchone()[0]
+        if exists is None:
+            return 0
+        row = self.db.execute("SELECT version FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+
     def _migrate(self) -> None:
         with self.db.transaction():
-            self.db.execute("SELECT pg_advisory_xact_lock(7302311)")  # one node migrates at a time
-            self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = self.db.execute("SELECT version FROM schema_version").fetchone()
-            version = int(row[0]) if row else 0
+            if not self.readonly:
+                self.db.execute("SELECT pg_advisory_xact_lock(7302311)")  # one node migrates
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+                )
+            version = self._version()
             if version > SCHEMA_VERSION:
                 raise HistoryError(
                     f"{_safe(self.url)}: schema version {version} is newer than this cronplus"

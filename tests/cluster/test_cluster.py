@@ -7,6 +7,7 @@ one run overlapping would show as interleaved lines of two run ids.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from harness import Cluster, cluster_factory
-from test_end_to_end import child_env
+from postgres import free_port
+from test_end_to_end import child_env, ctl
 
 __all__ = ["cluster_factory"]
 
@@ -68,6 +70,16 @@ def test_each_instant_runs_once_across_three_nodes(cluster_factory: Callable[...
         cluster.add(name)
     cluster.start()
     time.sleep(12)
+    a = cluster.nodes["a"]
+    nodes = json.loads(ctl(a.dir, "nodes", "--json").stdout)
+    assert [(n["node"], n["state"], n["same_config"]) for n in nodes] == [
+        ("a", "alive", True),
+        ("b", "alive", True),
+        ("c", "alive", True),
+    ]
+    assert [n["node"] for n in nodes if n["this_node"]] == ["a"]
+    history = json.loads(ctl(a.dir, "history", "tick", "--json").stdout)
+    assert len({r["node"] for r in history}) >= 2  # every node's runs, from any node
     for node in cluster.nodes.values():
         node.signal(signal.SIGTERM)
     for node in cluster.nodes.values():
@@ -252,3 +264,38 @@ def test_bad_stores_are_messages(cluster_factory: Callable[..., Cluster], tmp_pa
     )
     assert newer.returncode == 1 and "Traceback" not in newer.stderr
     assert "schema version 99 is newer than this cronplus understands" in newer.stderr
+
+
+def test_check_and_reading_the_shared_history_with_the_daemon_down(
+    cluster_factory: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    cluster = cluster_factory(TICKS)
+    node = cluster.add("a")
+    node.start()
+    node.wait_for(lambda: node.events().count("run finished") >= 3)
+    node.signal(signal.SIGTERM)
+    assert node.wait_exit(30) == 0
+    check = ctl(node.dir, "check")
+    assert check.returncode == 0 and "answers" in check.stdout, check.stderr
+    status = ctl(node.dir, "status", "--json")
+    assert status.returncode == 3  # the daemon is down: read from the shared store
+    assert {r["job"]: r["last"]["state"] for r in json.loads(status.stdout)}["tick"] == "succeeded"
+    history = ctl(node.dir, "history", "tick", "-n", "2")
+    assert history.returncode == 0 and "NODE" in history.stdout.splitlines()[0]
+
+    wrong = tmp_path / "wrong-pgpass"
+    wrong.write_text("*:*:*:cronplus:not-the-password\n")
+    wrong.chmod(0o600)
+    node.write(cluster.config("a").replace(str(cluster.passfile), str(wrong)))
+    refused = ctl(node.dir, "check")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "password authentication failed" in refused.stderr
+
+    node.write(cluster.config("a", port=free_port()))
+    away = ctl(node.dir, "check")
+    assert away.returncode == 0 and "warning: daemon.cluster.store" in away.stderr
+
+    node.write(cluster.config("a").replace("cronplus@", "cronplus:secret@"))
+    inline = ctl(node.dir, "check")
+    assert inline.returncode == 1
+    assert "a password in the URL, expected it in a password file or PGPASSFILE" in inline.stderr
