@@ -58,6 +58,7 @@ class Offload:
 
     work: Callable[[], Any]
     large: Optional[str] = None
+    then: Optional[Callable[[Any], Any]] = None  # on the loop, with what `work` read: the answer
 
 
 class Gate:
@@ -249,6 +250,9 @@ class ControlServer:
             if isinstance(result, Offload):
                 workers = self._workers if privileged(caller) else self._others
                 loop = asyncio.get_running_loop()
+                if result.then is not None:  # read away from the loop, then act on it
+                    read = await loop.run_in_executor(workers, result.work)
+                    return _encode({"id": request.id, "result": result.then(read)})
                 work = functools.partial(_offloaded, request.id, result, self.gate)
                 return await loop.run_in_executor(workers, work)
             return _encode({"id": request.id, "result": result})

@@ -230,35 +230,21 @@ class Operations:
 
         return Offload(work)
 
-    def _authorize_run(self, caller: Caller, run_id: int) -> Optional[Job]:
-        """The job of a run the caller may see; raises NO_SUCH_RUN or NOT_ALLOWED."""
-        name = self._history().job_of(run_id)
-        if name is None:
-            raise Fault(FaultCode.NO_SUCH_RUN, f"no run {run_id}")
-        job = self._jobs().get(name)
-        if not may_act_on(caller, job.user if job else None):
-            raise Fault(FaultCode.NOT_ALLOWED, f"run {run_id} belongs to a job you may not see")
-        return job
-
-    def _run(self, caller: Caller, run_id: int) -> Run:
-        self._authorize_run(caller, run_id)
-        run = self._history().run(run_id)
-        if run is None:
-            raise Fault(FaultCode.NO_SUCH_RUN, f"no run {run_id}")
-        return run
-
     def logs(self, caller: Caller, params: dict[str, Any]) -> Offload:
+        """A run's output, read off the loop; the caller must be allowed to see its job
+        (decided there too: in a cluster the run may be another node's)."""
         run_id = params["run_id"]
-        job = self._authorize_run(caller, run_id)
-        history = self._history()
+        history, readers, jobs = self._history(), self.readers, self._jobs()
         held, notes = history.held_run(run_id), history.held_notes(run_id)
-        readers = self.readers
 
         def work() -> Any:
             reader = readers.get()
             run = held or with_notes(reader.run(run_id) if reader else None, notes)
             if run is None:
                 raise Fault(FaultCode.NO_SUCH_RUN, f"no run {run_id}")
+            job = jobs.get(run.job)
+            if not may_act_on(caller, job.user if job else None):
+                raise Fault(FaultCode.NOT_ALLOWED, f"run {run_id} belongs to a job you may not see")
             record = run_record(run)
             output = run.output or b""
             record["truncated"] = run.output_bytes > len(output)
@@ -304,30 +290,50 @@ class Operations:
             "reason": run.reason if run else "",
         }
 
-    def retry(self, caller: Caller, params: dict[str, Any]) -> Any:
+    def retry(self, caller: Caller, params: dict[str, Any]) -> Offload:
+        """The failed run is found off the loop (in a cluster it may be another node's);
+        the new attempt is submitted on it."""
         job = self._job(caller, params["job"])
-        if params.get("run_id") is not None:
-            failed = self._run(caller, params["run_id"])
-            if failed.job != job.name:
-                raise Fault(FaultCode.NO_SUCH_RUN, f'run {failed.id} is not a run of "{job.name}"')
-            if not RunState(failed.state).failed:
-                raise Fault(
-                    FaultCode.NOTHING_TO_RETRY, f"run {failed.id} is {failed.state}, not failed"
-                )
-        else:
-            candidates = self._history().runs(job.name, limit=1, failed_only=True)
+        wanted: Optional[int] = params.get("run_id")
+        history, readers = self._history(), self.readers
+
+        def find() -> Run:
+            reader = readers.get()
+            if wanted is not None:
+                held = history.held_run(wanted)
+                failed = held or (reader.run(wanted) if reader else None)
+                if failed is None:
+                    raise Fault(FaultCode.NO_SUCH_RUN, f"no run {wanted}")
+                if failed.job != job.name:
+                    raise Fault(
+                        FaultCode.NO_SUCH_RUN, f'run {failed.id} is not a run of "{job.name}"'
+                    )
+                if not RunState(failed.state).failed:
+                    raise Fault(
+                        FaultCode.NOTHING_TO_RETRY, f"run {failed.id} is {failed.state}, not failed"
+                    )
+                return failed
+            written = reader.runs(job.name, 1, True) if reader else []
+            candidates = merge_runs(written, history.held(job.name), 1, True)
             if not candidates:
                 raise Fault(FaultCode.NOTHING_TO_RETRY, f'"{job.name}" has no failed run to retry')
-            failed = candidates[0]
-        run_id = self.daemon.submit(
-            job,
-            failed.scheduled,
-            Trigger.RETRY,
-            self.daemon.clock.now(),
-            attempt=failed.attempt + 1,
-            first_run=failed.first_run or failed.id,
-        )
-        return {"run_id": run_id, "retries": failed.id, "attempt": failed.attempt + 1}
+            return candidates[0]
+
+        def submit(failed: Run) -> Any:
+            if self.daemon.stopping is not None:
+                raise Fault(FaultCode.STOPPING, "the daemon is stopping")
+            run_id = self.daemon.submit(
+                job,
+                failed.scheduled,
+                Trigger.RETRY,
+                self.daemon.clock.now(),
+                attempt=failed.attempt + 1,
+                first_run=failed.first_run or failed.id,
+            )
+            self.daemon.poke()
+            return {"run_id": run_id, "retries": failed.id, "attempt": failed.attempt + 1}
+
+        return Offload(find, then=submit)
 
     def pause(self, caller: Caller, params: dict[str, Any]) -> Any:
         jobs = self._selected(caller, params)

@@ -41,6 +41,7 @@ FULL_WAIT = 1.0  # seconds: a node with no free worker lets the others claim fir
 RETRY_POLL = 1.0  # seconds between looks for waiting retries to take
 
 Offer = Callable[[Run, Job], None]  # a run this node won: hand it to the caps
+Renewal = tuple[list[Run], list[tuple[str, str]], dict[str, bool]]  # swept, live, paused
 Lost = Callable[[Run], None]  # a run of a dead node: retry it by policy
 
 
@@ -125,18 +126,15 @@ class Coordinator:
         facts, lease, incarnation = self.facts(), self.settings.lease, self.incarnation
         joined = self.joined
 
-        def work(backend: PostgresHistory) -> tuple[list[Run], list[tuple[str, str]]]:
+        def work(backend: PostgresHistory) -> Renewal:
             if joined:
                 if not leases.renew(backend, incarnation, lease, facts):
                     raise LeaseLost("the lease had lapsed or was taken over")
             else:
                 leases.join(backend, incarnation, lease, facts)
-            return leases.sweep_dead(backend), leases.live(backend)
+            return leases.sweep_dead(backend), leases.live(backend), leases.paused(backend)
 
-        def done(
-            answer: Optional[tuple[list[Run], list[tuple[str, str]]]],
-            error: Optional[BaseException],
-        ) -> None:
+        def done(answer: Optional[Renewal], error: Optional[BaseException]) -> None:
             self.renewing = False
             if error is not None:
                 self._renewal_failed(error)
@@ -147,8 +145,9 @@ class Coordinator:
             self.valid_until = sent + lease * FENCE_FRACTION
             self.keeper.valid_until(self.valid_until)
             self.next_renewal = sent + lease / 3
-            swept, live = answer or ([], [])
+            swept, live, paused = answer or ([], [], {})
             self._compare(live)
+            self.store.learn_paused(paused)
             for run in swept:
                 self.log.warning(
                     "run of a dead node lost", job=run.job, run_id=run.id, node=run.node

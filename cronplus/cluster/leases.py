@@ -147,6 +147,12 @@ def take_retries(
     return taken
 
 
+def paused(backend: PostgresHistory) -> dict[str, bool]:
+    """Each job's pause, which holds on every node."""
+    rows = backend.db.execute("SELECT name, paused FROM jobs WHERE scope = ''").fetchall()
+    return {str(name): bool(flag) for name, flag in rows}
+
+
 def live(backend: PostgresHistory) -> list[tuple[str, str]]:
     """(name, config digest) of every node holding a lease now, by name."""
     rows = backend.db.execute(

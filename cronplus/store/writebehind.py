@@ -196,6 +196,17 @@ class RunStore:
         state = self._jobs.get(job) or JobState(job, None, None, False)
         self._set_job(dataclasses.replace(state, paused=paused))
 
+    def learn_paused(self, paused: dict[str, bool]) -> None:
+        """Pauses set elsewhere (another node of a cluster): known here, not written back."""
+        for job, flag in paused.items():
+            state = self._jobs.get(job)
+            if job in self._pending.jobs:
+                continue  # changed here since: ours is newer
+            if state is None:
+                self._jobs[job] = JobState(job, None, None, flag)
+            elif state.paused != flag:
+                self._jobs[job] = dataclasses.replace(state, paused=flag)
+
     def add_note(self, run_id: int, note: str) -> None:
         """Append a line to a run's notes, such as a notifier that failed."""
         run = self._pending.runs.get(run_id) or self._open.get(run_id)
@@ -349,13 +360,6 @@ class RunStore:
     def held(self, job: str) -> list[Run]:
         """The job's rows not written yet, for an answer computed away from the loop."""
         return [run for run in self._unwritten() if run.job == job]
-
-    def job_of(self, run_id: int) -> Optional[str]:
-        """The job a run belongs to, without reading its output."""
-        held = self._held(run_id)
-        if held is not None:
-            return held.job
-        return self._read(lambda b: b.job_of(run_id), None)
 
     def held_run(self, run_id: int) -> Optional[Run]:
         return self._held(run_id)
