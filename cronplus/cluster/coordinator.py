@@ -147,7 +147,7 @@ class Coordinator:
             self.next_renewal = sent + lease / 3
             swept, live, paused = answer or ([], [], {})
             self._compare(live)
-            self.store.learn_paused(paused)
+            self.store.learn_paused(paused, sent)
             for run in swept:
                 self.log.warning(
                     "run of a dead node lost", job=run.job, run_id=run.id, node=run.node

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
@@ -176,6 +177,10 @@ class RemoteRunStore(RunStore):
         self._inflight = None
         now = datetime.now(timezone.utc)
         if error is None:
+            # a pause is known to the cluster from now on: reads asked before this may be stale
+            for job in batch.jobs:
+                if job in self._paused_at:
+                    self._paused_at[job] = time.monotonic()
             if self.failure is not None:
                 self.report(
                     "history written again",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -59,6 +60,7 @@ class RunStore:
         self._pending_output = 0
         self.failure: Optional[WriteFailure] = None
         self.on_end: Optional[Callable[[Run], None]] = None  # told of each run that ends
+        self._paused_at: dict[str, float] = {}  # monotonic time of each pause set here
         if snapshot.instance is None:
             self.instance = token_hex(8)
             self._pending.meta["instance"] = self.instance
@@ -195,13 +197,18 @@ class RunStore:
     def set_paused(self, job: str, paused: bool) -> None:
         state = self._jobs.get(job) or JobState(job, None, None, False)
         self._set_job(dataclasses.replace(state, paused=paused))
+        self._paused_at[job] = time.monotonic()
 
-    def learn_paused(self, paused: dict[str, bool]) -> None:
-        """Pauses set elsewhere (another node of a cluster): known here, not written back."""
+    def learn_paused(self, paused: dict[str, bool], asked: float) -> None:
+        """Pauses set elsewhere (another node of a cluster), as read when `asked` (monotonic):
+        known here, not written back.  A pause set here that was not yet written when the
+        read was made, or set since, is newer than what was read."""
         for job, flag in paused.items():
             state = self._jobs.get(job)
-            if job in self._pending.jobs:
-                continue  # changed here since: ours is newer
+            if self._paused_at.get(job, -1.0) >= asked or any(
+                job in batch.jobs for batch in self._waiting()
+            ):
+                continue
             if state is None:
                 self._jobs[job] = JobState(job, None, None, flag)
             elif state.paused != flag:
