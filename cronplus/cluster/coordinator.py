@@ -76,6 +76,7 @@ class Coordinator:
         self.keeper = FenceKeeper()
         self.problem: Optional[str] = None  # why the node is not (or no longer) in the cluster
         self.held: list[tuple[Run, Job, float]] = []  # claims waiting for a lease
+        self.outgoing: list[tuple[Run, Job]] = []  # claims to send together
         self.unclaimed: Callable[[Run, Job], None] = lambda _run, _job: None
         self.live: list[str] = []  # nodes holding a lease, by name, at the last renewal
         self.differing: list[str] = []  # live nodes whose config digest differs from ours
@@ -214,18 +215,28 @@ class Coordinator:
         live = self.live or [self.settings.node]
         key = f"{run.job}@{run.scheduled}".encode()
         preferred = live[int.from_bytes(hashlib.sha256(key).digest()[:4], "big") % len(live)]
-        base = 0.0 if preferred == self.settings.node else SPREAD
-        return base + random.uniform(0, SPREAD / 5) + (1 - free) * SPREAD
+        if preferred == self.settings.node:
+            return (1 - free) * SPREAD
+        return SPREAD + random.uniform(0, SPREAD / 5) + (1 - free) * SPREAD
 
     def _send_claim(self, run: Run, job: Job) -> None:
+        """Claims whose wait ends together go to the database in one round trip."""
         if not self.fit:
             return
+        self.outgoing.append((run, job))
+        if len(self.outgoing) == 1:
+            self.call_later(0, self._send_claims)
+
+    def _send_claims(self) -> None:
+        batch, self.outgoing = self.outgoing, []
+        jobs = {run.id: job for run, job in batch}
 
         def answered(claimed: Run, won: bool) -> None:
             if won:
-                self.offer(claimed, job)
+                self.offer(claimed, jobs[claimed.id])
 
-        self.store.claim(run, self.incarnation, job.max_concurrent, answered)
+        claims = [(run, job.max_concurrent) for run, job in batch]
+        self.store.claim(claims, self.incarnation, answered)
 
     def _poll_retries(self, now: float) -> None:
         self.polling = True

@@ -15,7 +15,6 @@ thread or from control workers, never from its scheduling loop.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -192,40 +191,26 @@ class PostgresHistory:
         """Record a scheduled run if no node has recorded its instant, while our lease holds.
 
         `most` caps the job's runs at once across the cluster (its `max_concurrent`):
-        an instant that finds the job full is recorded skipped.  Claims of one job take
-        turns on an advisory lock, so the count holds.  Returns "won", "skipped" (recorded
-        here, not run) or "taken" (another node has the instant, or our lease is gone).
-        The mark of a `run_on: one` job moves with a recorded instant.
+        an instant that finds the job full is recorded skipped.  Returns "won",
+        "skipped" (recorded here, not run) or "taken" (another node has the instant, or
+        our lease is gone).  See `claim_many`.
         """
-        with self.db.transaction(), self.db.cursor() as cursor:
-            if most:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"job:{run.job}",))
-                cursor.execute(
-                    "SELECT count(*) FROM runs WHERE job = %s AND scope = %s"
-                    " AND (state = 'running' OR (state = 'pending' AND node <> ''))",
-                    (run.job, run.scope),
-                )
-                busy = int(cursor.fetchone()[0])
-                if busy >= most:
-                    run = dataclasses.replace(
-                        run,
-                        state="skipped",
-                        ended=run.created,
-                        reason=f"skipped: overlap: {busy} run(s) already running in the cluster",
-                    )
-            cursor.execute(
-                f"INSERT INTO runs ({_SELECT}) SELECT {_MARKS}"
-                " WHERE EXISTS (SELECT 1 FROM nodes WHERE name = %(node)s"
-                " AND incarnation = %(incarnation)s AND lease_expires > now())"
-                " ON CONFLICT DO NOTHING RETURNING id",
-                {**_params(run), "incarnation": incarnation},
-            )
-            recorded = cursor.fetchone() is not None
-            if recorded and run.scheduled is not None:
-                self._write_mark(cursor, run.job, run.scheduled, None)
-        if not recorded:
-            return "taken"
-        return "skipped" if run.state == "skipped" else "won"
+        return self.claim_many([(run, incarnation, most)])[0]
+
+    def claim_many(self, claims: Sequence[tuple[Run, str, int]]) -> list[str]:
+        """Several claims in one round trip to the server (a pipeline); each is one call of
+        the database's `cronplus_claim`, its own transaction: the lease check, the job's
+        count under an advisory lock (claims of one job take turns), the insert the
+        unique index lets one node win, and the job's mark moving with it."""
+        from psycopg.types.json import Jsonb
+
+        statement = "SELECT cronplus_claim(jsonb_populate_record(NULL::runs, %s), %s, %s)"
+        with self.db.pipeline():
+            cursors = [
+                self.db.execute(statement, (Jsonb(_json(run)), incarnation, most))
+                for run, incarnation, most in claims
+            ]
+        return [str(cursor.fetchone()[0]) for cursor in cursors]
 
     def end(self, run: Run) -> bool:
         """Record a run's end if it is still open here; False: another node ended it first
@@ -314,6 +299,13 @@ class PostgresHistory:
         """The database's clock, which leases are measured on."""
         value: datetime = self.db.execute("SELECT now()").fetchone()[0]
         return value
+
+
+def _json(run: Run) -> dict[str, Any]:
+    """A row for `jsonb_populate_record`: a new claim has no output yet."""
+    values = _params(run)
+    values["output"] = None
+    return values
 
 
 def _params(run: Run) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import os
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
@@ -137,17 +138,19 @@ class RemoteRunStore(RunStore):
 
     # --- claims ----------------------------------------------------------------------------
 
-    def claim(self, run: Run, incarnation: str, most: int, done: Claimed) -> None:
-        """Ask the database to record `run` for this node unless its instant has a row
-        (`most`: the job's runs at once across the cluster)."""
+    def claim(self, claims: Sequence[tuple[Run, int]], incarnation: str, done: Claimed) -> None:
+        """Ask the database, in one round trip, to record each run for this node unless its
+        instant has a row (with each job's runs at once across the cluster)."""
+        asked = [(run, incarnation, most) for run, most in claims]
 
-        def answered(outcome: Optional[str], error: Optional[BaseException]) -> None:
-            won = error is None and outcome == "won"
-            if won:
-                self._open[run.id] = run  # written: only later changes go in a batch
-            done(run, won)
+        def answered(outcomes: Optional[list[str]], error: Optional[BaseException]) -> None:
+            for (run, _), outcome in zip(claims, outcomes or ["taken"] * len(claims)):
+                won = error is None and outcome == "won"
+                if won:
+                    self._open[run.id] = run  # written: only later changes go in a batch
+                done(run, won)
 
-        self.writer.submit(lambda backend: backend.claim(run, incarnation, most), answered)
+        self.writer.submit(lambda backend: backend.claim_many(asked), answered)
 
     def adopt(self, run: Run) -> None:
         """A row this node took from the database (a retry): held, as its own."""

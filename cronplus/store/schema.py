@@ -141,6 +141,41 @@ POSTGRES_MIGRATIONS: Sequence[str] = (
         max_workers INTEGER NOT NULL DEFAULT 0
     );
     CREATE SEQUENCE run_blocks START 1;
+    CREATE FUNCTION cronplus_claim(claimed runs, incarnation TEXT, most INTEGER)
+    RETURNS TEXT LANGUAGE plpgsql AS $claim$
+    DECLARE
+        busy INTEGER;
+        inserted BIGINT;
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM nodes WHERE name = claimed.node
+                       AND nodes.incarnation = cronplus_claim.incarnation
+                       AND lease_expires > now()) THEN
+            RETURN 'taken';
+        END IF;
+        IF most > 0 THEN
+            PERFORM pg_advisory_xact_lock(hashtext('job:' || claimed.job));
+            SELECT count(*) INTO busy FROM runs WHERE job = claimed.job
+                AND scope = claimed.scope
+                AND (state = 'running' OR (state = 'pending' AND node <> ''));
+            IF busy >= most THEN
+                claimed.state := 'skipped';
+                claimed.ended := claimed.created;
+                claimed.reason := 'skipped: overlap: ' || busy
+                    || ' run(s) already running in the cluster';
+            END IF;
+        END IF;
+        INSERT INTO runs SELECT claimed.* ON CONFLICT DO NOTHING RETURNING id INTO inserted;
+        IF inserted IS NULL THEN
+            RETURN 'taken';
+        END IF;
+        INSERT INTO jobs (name, scope, last_scheduled)
+            VALUES (claimed.job, claimed.scope, claimed.scheduled)
+            ON CONFLICT (name, scope) DO UPDATE SET last_scheduled = CASE
+                WHEN excluded.scope = '' THEN GREATEST(jobs.last_scheduled, excluded.last_scheduled)
+                ELSE excluded.last_scheduled END;
+        RETURN CASE WHEN claimed.state = 'skipped' THEN 'skipped' ELSE 'won' END;
+    END
+    $claim$;
     """,
 )
 assert len(POSTGRES_MIGRATIONS) == SCHEMA_VERSION, "one schema history for both backends"
