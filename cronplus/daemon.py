@@ -26,6 +26,7 @@ from typing import Any, Optional
 import structlog
 
 from . import __version__, accounting, config, logs
+from .chains import Chains
 from .clock import Clock, SystemClock, iso_utc
 from .clockwatch import THRESHOLD, ClockWatch
 from .containment import boot_id, choose, process_start_ticks
@@ -114,6 +115,7 @@ class Daemon:
         self.ledger = InstantLedger(
             self.history, self.submit, self.log, self.started_at, self.watchers.instants_missed
         )
+        self.watchers.add(Chains(self.history, self.submit, lambda: bool(self.stopping), self.log))
         self.dispatcher.reconfigure(self.config.settings.max_workers, self.config.settings.pools)
         self.planner.apply(None, self.config, self.history, now)
         self.watchers.config_applied(self.config, now)
@@ -455,12 +457,14 @@ class Daemon:
             return
         if run.state == RunState.SUCCEEDED.value:
             self.notifications.notify(job.on_success, event_for("success", run))
+            self.watchers.run_concluded(job, run, now)
             return
         if run.state in (RunState.SKIPPED.value, RunState.INTERRUPTED.value):
             return
         delay = retry_delay(job, run.attempt, outcome)
         if delay is None:
             self.notifications.notify(job.on_failure, event_for("failure", run))
+            self.watchers.run_concluded(job, run, now)
             return
         due = now.timestamp() + delay
         retry_id = self.history.create_run(
@@ -471,6 +475,7 @@ class Daemon:
             attempt=run.attempt + 1,
             first_run=run.first_run or run.id,
             due=due,
+            starts_followers=bool(run.starts_followers),
         )
         self.retry_timer.set(str(retry_id), datetime.fromtimestamp(due, UTC))
         self.log.info(
@@ -528,11 +533,20 @@ class Daemon:
         now: datetime,
         attempt: int = 1,
         first_run: Optional[int] = None,
+        caused_by: Optional[int] = None,  # a chained run: the run that started it
+        starts_followers: bool = True,
     ) -> int:
         """Record a run and hand it to the caps; returns its id."""
         assert self.history is not None
         run_id = self.history.create_run(
-            job.name, scheduled, trigger, now.timestamp(), attempt=attempt, first_run=first_run
+            job.name,
+            scheduled,
+            trigger,
+            now.timestamp(),
+            attempt=attempt,
+            first_run=first_run,
+            caused_by=caused_by,
+            starts_followers=starts_followers,
         )
         self._offer(run_id, job, scheduled or now.timestamp(), now)
         return run_id

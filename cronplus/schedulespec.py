@@ -53,12 +53,13 @@ class Period:
 def build_spec(
     values: Mapping[str, Any],
     present: Sequence[str],
-    name: str,
+    name: Optional[str],
     zone_name: str,
     follows: bool = False,
 ) -> tuple[Optional[ScheduleSpec], list[Problem]]:
     """The spec from the converted `values`; `present` also names keys given but rejected.
 
+    `name` is the job's, which hashed (H) values are chosen from (None: H is refused);
     `follows`: the job has `after:`, so it needs no schedule of its own.
     """
     problems: list[Problem] = []
@@ -124,7 +125,7 @@ def _bounds(values: Mapping[str, Any], zone_name: str) -> tuple[str, str]:
     return out[0], out[1]
 
 
-def _cron(expressions: tuple[str, ...], name: str, start: str, end: str) -> ScheduleSpec:
+def _cron(expressions: tuple[str, ...], name: Optional[str], start: str, end: str) -> ScheduleSpec:
     """The expressions as written, and with their hashed values chosen from the job's name."""
     resolved = []
     for expression in expressions:

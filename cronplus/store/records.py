@@ -35,6 +35,8 @@ class Run:
     start_ticks: Optional[int] = None  # the process's start time, clock ticks since boot
     boot_id: Optional[str] = None  # the boot the process started in
     cgroup: Optional[str] = None  # the control group holding the run's processes
+    caused_by: Optional[int] = None  # a chained run: the run whose end started it
+    starts_followers: int = 1  # 1: its final outcome starts the runs that follow its job
 
     @property
     def open(self) -> bool:

@@ -55,5 +55,11 @@ SQLITE_MIGRATIONS: Sequence[str] = (
     CREATE INDEX runs_missed ON runs(job, scheduled) WHERE state = 'missed';
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 5: chains: the run whose end started a chained run, and whether a run's final outcome
+    #    starts its job's followers (not for `cronplusctl run` without --chain)
+    """
+    ALTER TABLE runs ADD COLUMN caused_by INTEGER;
+    ALTER TABLE runs ADD COLUMN starts_followers INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 SCHEMA_VERSION = len(SQLITE_MIGRATIONS)

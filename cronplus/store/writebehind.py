@@ -92,6 +92,8 @@ class RunStore:
         due: Optional[float] = None,
         instants: int = 1,
         scheduled_until: Optional[float] = None,
+        caused_by: Optional[int] = None,
+        starts_followers: bool = True,
     ) -> int:
         run_id = self._next_id
         self._next_id += 1
@@ -118,6 +120,8 @@ class RunStore:
             notes="",
             instants=instants,
             scheduled_until=scheduled_until,
+            caused_by=caused_by,
+            starts_followers=int(starts_followers),
         )
         self._record(run, ending=state.final)
         return run_id
