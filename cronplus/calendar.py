@@ -92,8 +92,9 @@ def anchor_date(text: str, zone_name: str) -> date:
 
 
 def month_length(year: int, month: int) -> int:
-    following = date(year + month // 12, month % 12 + 1, 1)
-    return (following - timedelta(days=1)).day
+    if month == 12:
+        return 31  # and no date(10000, 1, 1) asked for
+    return (date(year, month + 1, 1) - timedelta(days=1)).day
 
 
 def skipped_months(count: int, start_month: int, days: Sequence[int]) -> list[int]:
