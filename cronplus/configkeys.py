@@ -53,11 +53,11 @@ _WEEKDAYS.update(
 def _every(value: Any) -> Period:
     """An interval (`20m`), or a calendar period (`2d`, `2w`, `3mo`) for `at`, `on`, `on_day`."""
     match = _PERIOD.fullmatch(value.strip().lower()) if isinstance(value, str) else None
-    if match is None:
+    if match is None or (match.group(2) != "mo" and not 1 <= int(match.group(1)) <= 366):
         return Period(seconds=convert.duration(value, minimum=1, maximum=MAX_INTERVAL_SECONDS))
     count, unit = int(match.group(1)), match.group(2)
     if not 1 <= count <= PERIOD_MAX[unit]:
-        raise convert.bad(value, "at most 366d, 52w or 120mo, and at least one")
+        raise convert.bad(value, f"from 1{unit} to {PERIOD_MAX[unit]}{unit}")
     seconds = count * _PERIOD_SECONDS[unit] if unit in _PERIOD_SECONDS else None
     return Period(count, unit, seconds)
 

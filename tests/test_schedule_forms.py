@@ -351,8 +351,9 @@ BAD = [
     ),
     (
         "every: 400d\n    at: '09:00'",
-        'jobs.a.every: found "400d", expected at most 366d, 52w or 120mo',
+        'jobs.a.every: found "400d", expected a duration of at most 366d',
     ),
+    ("every: 121mo\n    on_day: 1", 'jobs.a.every: found "121mo", expected from 1mo to 120mo'),
 ]
 
 
