@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from typing import Optional
 
 from .clock import zone
@@ -60,6 +61,7 @@ def parse_moment(text: str) -> datetime | date:
         ) from None
 
 
+@lru_cache(maxsize=4096)
 def bound_instant(text: str, zone_name: str, end: bool = False) -> datetime:
     """The instant a `start:` (or `end:`) names in the job's zone.
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Callable, Optional, Protocol
 
 from .chainspec import Followers, followers_of
-from .errors import ScheduleError
+from .errors import HistoryError, ScheduleError
 from .events import Watcher
 from .model import After, Config, Job, RunState, Trigger, format_seconds
 from .schedule import bounds
@@ -108,5 +108,8 @@ class Chains(Watcher):
         """The instant a run was for: its schedule's, else when its first attempt was made."""
         if run.scheduled is not None:
             return run.scheduled
-        first = self.store.run(run.first_run) if run.first_run else None
+        try:
+            first = self.store.run(run.first_run) if run.first_run else None
+        except HistoryError:  # the file cannot be read now: this attempt's time will do
+            first = None
         return first.created if first is not None else run.created

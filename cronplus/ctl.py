@@ -287,14 +287,15 @@ class Ctl:
         job = loaded.jobs.get(self.args.job)
         if job is None:
             raise Fault(FaultCode.NO_SUCH_JOB, f'no job named "{self.args.job}"')
+        from .report import name_causes, run_record
+
         history = self.offline_history(loaded)
         try:
-            runs = history.runs(job.name, self.args.n, self.args.failed)
+            records = [run_record(r) for r in history.runs(job.name, self.args.n, self.args.failed)]
+            name_causes(records, history.job_of)
         finally:
             history.close()
-        from .report import run_record
-
-        return {"job": job.name, "timezone": job.timezone, "runs": [run_record(r) for r in runs]}
+        return {"job": job.name, "timezone": job.timezone, "runs": records}
 
     def logs(self) -> int:
         try:

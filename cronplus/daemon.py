@@ -6,7 +6,8 @@ jumps → handle signals → reap finished runs → account for due instants →
 what the caps allow → write the history → notify.  Signal handlers only record
 the signal and wake the loop.  Whole concerns live in modules of their own:
 accounting (every instant gets a row), planning (next instants, reloads, clock
-steps), recovery (after a crash), notifications, and the store.
+steps), recovery (after a crash), notifications, chains (jobs after others, a
+watcher), and the store.
 """
 
 from __future__ import annotations

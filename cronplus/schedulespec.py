@@ -97,7 +97,7 @@ def build_spec(
             spec = _at(values["at"], start, end)
         else:
             spec = ScheduleSpec(ScheduleKind.NONE, start=start, end=end)
-        build_rule(spec, zone_name, shared=False)
+        build_rule(spec, zone_name)  # the loop's thread, or cronplusctl's: shared rules
     except _KeyProblem as exc:
         return None, [(exc.key, exc.message)]
     except ScheduleError as exc:

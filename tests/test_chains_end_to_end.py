@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -76,6 +77,12 @@ def test_a_retried_run_starts_its_followers_once_when_it_finally_succeeds(
         ["backup", "report", "success", "-"],
     ]
     assert f"(chain after backup run {backup[-1]['id']})" in status.stdout
+
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit() == 0
+    offline = ctl(tmp_path, "history", "report")  # read from the file: the same link
+    assert offline.returncode == 0 and "not running" in offline.stderr
+    assert f"chain after backup run {backup[-1]['id']}" in offline.stdout
 
 
 def test_a_run_that_fails_for_good_starts_the_failure_followers(
