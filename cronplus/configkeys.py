@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any, Callable, Optional
 
 from . import convert
-from .calendar import parse_moment
+from .calendarrule import parse_moment
 from .clock import zone
 from .errors import ScheduleError
 from .model import LAST_DAY, RETRYABLE, WEEKDAY_NAMES, After, CatchUp, Notification, Overlap

@@ -26,7 +26,7 @@ from croniter import croniter
 from croniter.croniter import CroniterBadDateError
 
 from . import cronfields
-from .calendar import CalendarRule, anchor_date, bound_instant, parse_time_of_day
+from .calendarrule import CalendarRule, anchor_date, bound_instant, parse_time_of_day
 from .clock import zone
 from .errors import ScheduleError
 from .model import ScheduleKind, ScheduleSpec

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from . import cronfields
-from .calendar import anchor_date, bound_instant, parse_time_of_day, skipped_months
+from .calendarrule import anchor_date, bound_instant, parse_time_of_day, skipped_months
 from .errors import ScheduleError
 from .model import LAST_DAY, ScheduleKind, ScheduleSpec
 from .schedule import build_rule

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import pytest
 
 from cronplus import config
-from cronplus.calendar import CalendarRule, parse_time_of_day
+from cronplus.calendarrule import CalendarRule, parse_time_of_day
 from cronplus.clock import zone
 from cronplus.configkeys import JOB_KEYS
 from cronplus.cronfields import expand_hashed
