@@ -47,7 +47,7 @@ class Period:
 
     count: int = 0  # 0: not a calendar period (30s, 1h30m)
     unit: str = ""  # d, w or mo
-    seconds: Optional[float] = None  # None for months, and periods longer than an interval may be
+    seconds: Optional[float] = None  # None for months: they have no one length
 
 
 def build_spec(
