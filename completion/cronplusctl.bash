@@ -28,7 +28,7 @@ _cronplusctl() {
     case "$command" in
         status|history|run|retry|pause|resume|next)
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--json --all --failed --expr --tz --after -n" -- "$cur"))
+                COMPREPLY=($(compgen -W "--json --all --failed --chain --expr --schedule --tz --name --start --end --after -n" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "$(cronplusctl "${global[@]}" jobs 2>/dev/null)" -- "$cur"))
             fi

@@ -17,22 +17,23 @@ from typing import Any, Optional
 import yaml
 
 from . import configfile, convert
+from .chainspec import cycles
 from .clock import zone
 from .configfile import Loader
 from .configkeys import (
     DAEMON_KEYS,
     JOB_KEYS,
     JOB_NAME,
+    NOT_DEFAULTS,
     NOTIFIER_TYPES,
     NOTIFIER_VALUES,
-    SCHEDULE_KEYS,
     notifier_type,
     pool_size,
 )
 from .configreader import Entry, Reader, join
 from .errors import ConfigError, ScheduleError
-from .model import Config, Job, Notifier, ScheduleKind, ScheduleSpec, Settings
-from .schedule import build_rule
+from .model import Config, Job, Notifier, Settings
+from .schedulespec import SCHEDULE_KEYS, build_spec
 
 __all__ = ["DAEMON_KEYS", "JOB_KEYS", "NOTIFIER_TYPES", "load", "machine_zone"]
 
@@ -135,6 +136,7 @@ def load(main: str, default_zone: Optional[str] = None, require_root_owned: bool
     main_defaults = _defaults(reader, main, loader, sections.get("defaults"), {})
     jobs: dict[str, Job] = {}
     job_nodes: dict[str, tuple[str, yaml.Node]] = {}
+    chains: dict[str, Entry] = {}  # job -> its `after:`
     for file, doc_loader, doc in documents:
         defaults = main_defaults
         if file != main:
@@ -162,10 +164,44 @@ def load(main: str, default_zone: Optional[str] = None, require_root_owned: bool
             )
             if job is not None:
                 jobs[name] = job
+            if "after" in entries:
+                chains[name] = entries["after"]
 
+    _check_chains(reader, chains, job_nodes)
     if reader.problems:
         raise ConfigError(reader.problems)
     return Config(settings=settings, jobs=jobs, notifiers=notifiers, files=tuple(files))
+
+
+def _check_chains(
+    reader: Reader, chains: dict[str, Entry], job_nodes: dict[str, tuple[str, yaml.Node]]
+) -> None:
+    """Every job an `after:` names exists, and no chain comes back to where it started."""
+    edges: dict[str, tuple[str, ...]] = {}
+    for name, entry in chains.items():
+        path = join(join("jobs", name), "after")
+        edges[name] = tuple(a.job for a in entry.value)
+        for after in entry.value:
+            if after.job not in job_nodes:
+                hint = difflib.get_close_matches(after.job, sorted(job_nodes), n=1)
+                suggestion = f' (did you mean "{hint[0]}"?)' if hint else ""
+                reader.problem(
+                    entry.file,
+                    entry.node,
+                    path,
+                    f"unknown job {convert.show(after.job)}, expected a job of this"
+                    f" configuration{suggestion}",
+                )
+    for loop in cycles(edges):
+        entry = chains[loop[0]]
+        reader.problem(
+            entry.file,
+            entry.node,
+            join(join("jobs", loop[0]), "after"),
+            "a chain that comes back to where it started: "
+            + " -> ".join(loop)
+            + " (each follows the next), expected no cycle",
+        )
 
 
 def _includes(
@@ -274,13 +310,14 @@ def _defaults(
     if section is None:
         return inherited
     entries = reader.keys(file, loader, section[1], "defaults", JOB_KEYS, "a job key")
-    for key in SCHEDULE_KEYS:
+    for key in NOT_DEFAULTS:
         if key in entries:
+            what = "a chain" if key == "after" else "a schedule"
             reader.problem(
                 file,
                 entries[key].node,
                 f"defaults.{key}",
-                "a schedule cannot be a default, expected it under each job",
+                f"{what} cannot be a default, expected it under each job",
             )
     merged = dict(inherited)
     if "env" in entries and "env" in inherited:
@@ -303,7 +340,7 @@ def _job(
     """Cross-key checks and the final record; None when something was wrong."""
     path = join("jobs", name)
     before = len(reader.problems)
-    merged = {k: v for k, v in defaults.items() if k not in SCHEDULE_KEYS}
+    merged = {k: v for k, v in defaults.items() if k not in NOT_DEFAULTS}
     if "env" in own and "env" in defaults:
         own["env"].value = {**defaults["env"].value, **own["env"].value}
     merged.update(own)
@@ -315,12 +352,6 @@ def _job(
             f"{path}.{key}" in reader.invalid or f"defaults.{key}" in reader.invalid
         )
 
-    kinds = [k for k in SCHEDULE_KEYS if k in own or (given(k) and k not in merged)]
-    if len(kinds) != 1:
-        found = "none" if not kinds else " and ".join(kinds)
-        reader.problem(
-            file, key_node, path, f"found {found}, expected exactly one of schedule, every or at"
-        )
     actions = [k for k in ("command", "notify") if given(k)]
     if len(actions) != 1:
         found = "none" if not actions else " and ".join(actions)
@@ -329,20 +360,15 @@ def _job(
         )
 
     zone_name = merged["timezone"].value if "timezone" in merged else default_zone
-    spec = None
-    if len(kinds) == 1 and kinds[0] in own:
-        kind = kinds[0]
-        entry = own[kind]
-        if kind == "schedule":
-            spec = ScheduleSpec(ScheduleKind.CRON, expressions=entry.value)
-        elif kind == "every":
-            spec = ScheduleSpec(ScheduleKind.EVERY, every_seconds=entry.value)
+    present = [k for k in SCHEDULE_KEYS if k in own or (given(k) and k not in merged)]
+    given_values = {k: own[k].value for k in present if k in own}
+    spec, problems = build_spec(given_values, present, name, zone_name, follows=given("after"))
+    for key, message in problems:
+        entry = own.get(key)
+        if entry is None:
+            reader.problem(file, key_node, path, message)
         else:
-            spec = ScheduleSpec(ScheduleKind.AT, at_local=entry.value)
-        try:
-            build_rule(spec, zone_name)
-        except ScheduleError as exc:
-            reader.problem(entry.file, entry.node, f"{path}.{kind}", str(exc))
+            reader.problem(entry.file, entry.node, f"{path}.{key}", message)
 
     if "pool" in merged and merged["pool"].value not in pools:
         entry = merged["pool"]

@@ -15,10 +15,21 @@ from datetime import date, datetime
 from typing import Any, Callable, Optional
 
 from . import convert
+from .calendarrule import parse_moment
 from .clock import zone
 from .errors import ScheduleError
-from .model import RETRYABLE, CatchUp, ClusterSettings, Notification, Overlap
+from .model import (
+    LAST_DAY,
+    RETRYABLE,
+    WEEKDAY_NAMES,
+    After,
+    CatchUp,
+    ClusterSettings,
+    Notification,
+    Overlap,
+)
 from .schedule import MAX_INTERVAL_SECONDS
+from .schedulespec import SCHEDULE_KEYS, Period
 
 Converter = Callable[[Any], Any]
 
@@ -36,12 +47,132 @@ def _schedule(value: Any) -> tuple[str, ...]:
     return convert.string_list(value, 'a cron expression such as "30 2 * * *" or a list of them')
 
 
-def _at(value: Any) -> str:
+# `every:` as a calendar period: whole days, weeks or months, each with its bound
+_PERIOD = re.compile(r"(\d{1,4})\s*(d|w|mo)")
+PERIOD_MAX = {"d": 366, "w": 52, "mo": 120}
+_PERIOD_SECONDS = {"d": DAY, "w": 7 * DAY}
+_WEEKDAYS = {name: number for number, name in enumerate(WEEKDAY_NAMES)}
+_WEEKDAYS.update(
+    {
+        full: _WEEKDAYS[full[:3]]
+        for full in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    }
+)
+
+
+def _every(value: Any) -> Period:
+    """An interval (`20m`), or a calendar period (`2d`, `2w`, `3mo`) for `at`, `on`, `on_day`."""
+    match = _PERIOD.fullmatch(value.strip().lower()) if isinstance(value, str) else None
+    if match is None or (match.group(2) != "mo" and not 1 <= int(match.group(1)) <= 366):
+        return Period(seconds=convert.duration(value, minimum=1, maximum=MAX_INTERVAL_SECONDS))
+    count, unit = int(match.group(1)), match.group(2)
+    if not 1 <= count <= PERIOD_MAX[unit]:
+        raise convert.bad(value, f"from 1{unit} to {PERIOD_MAX[unit]}{unit}")
+    seconds = count * _PERIOD_SECONDS[unit] if unit in _PERIOD_SECONDS else None
+    return Period(count, unit, seconds)
+
+
+def _at(value: Any) -> Any:
+    """One date and time, or with `every:` a time of day or a list of them."""
+    expected = 'a date and time such as 2027-01-01T09:00, or with every: a time such as "09:00"'
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day).isoformat()
-    return convert.text(value, "a date and time such as 2027-01-01T09:00")
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads 9:30 as a number of minutes (570): only a quoted time is text
+        raise convert.bad(value, expected + ' (quote it: at: "9:30")')
+    if isinstance(value, list):
+        return convert.string_list(value, 'times of day such as ["09:00", "17:00"]')
+    return convert.text(value, expected)
+
+
+def _weekdays(value: Any) -> tuple[int, ...]:
+    expected = "weekday names such as mon or [mon, thu]"
+    names = convert.string_list(value, expected)
+    out = []
+    for name in names:
+        if name.strip().lower() not in _WEEKDAYS:
+            raise convert.bad(name, expected)
+        out.append(_WEEKDAYS[name.strip().lower()])
+    return tuple(sorted(set(out)))
+
+
+def _month_days(value: Any) -> tuple[int, ...]:
+    expected = "a day of the month from 1 to 31, or last, or a list of them"
+    items = value if isinstance(value, list) and value else [value]
+    out = []
+    for item in items:
+        if item == "last":
+            out.append(LAST_DAY)
+        elif isinstance(item, int) and not isinstance(item, bool) and 1 <= item <= 31:
+            out.append(item)
+        else:
+            raise convert.bad(item, expected)
+    return tuple(sorted(set(out)))
+
+
+def _moment(value: Any) -> str:
+    """`start:` or `end:`: a date, a local date and time, or an instant with a UTC offset."""
+    expected = "a date such as 2026-01-05, or a date and time such as 2026-01-05T09:00"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    text = convert.text(value, expected).strip()
+    try:
+        parse_moment(text)
+    except ScheduleError:
+        raise convert.bad(value, expected) from None
+    return text
+
+
+AFTER_ON = ("success", "failure", "any")
+_AFTER_KEYS = ("job", "on", "within")
+
+
+def _after(value: Any) -> tuple[After, ...]:
+    """`after: backup`, a list of names, or mappings `{job: backup, on: failure, within: 6h}`."""
+    expected = "a job name, a mapping such as {job: backup, on: failure}, or a list of them"
+    items = value if isinstance(value, list) and value else [value]
+    out: list[After] = []
+    for item in items:
+        if isinstance(item, str):
+            out.append(After(_job_name(item)))
+            continue
+        if not isinstance(item, dict):
+            raise convert.bad(item, expected)
+        # YAML 1.1 reads the key `on` as true: it is the only key that can have become one
+        fields = {"on" if key is True else key: item[key] for key in item}
+        for key in fields:
+            if key not in _AFTER_KEYS:
+                raise convert.bad(key, "job, on or within", "unknown key")
+        if "job" not in fields:
+            raise ValueError(f"missing job, expected {expected}")
+        within = fields.get("within")
+        out.append(
+            After(
+                _job_name(fields["job"]),
+                _after_on(fields.get("on", "success")),
+                None if within is None else convert.duration(within, minimum=1, maximum=366 * DAY),
+            )
+        )
+    if len({a.job for a in out}) < len(out):
+        raise ValueError("a job named twice, expected each job once")
+    return tuple(out)
+
+
+def _after_on(value: Any) -> str:
+    try:
+        return convert.choice(value, AFTER_ON)
+    except ValueError as exc:
+        raise ValueError(f"on: {exc}") from None
+
+
+def _job_name(value: Any) -> str:
+    if not isinstance(value, str) or not JOB_NAME.fullmatch(value):
+        raise convert.bad(value, "a job name")
+    return value
 
 
 def _timezone(value: Any) -> str:
@@ -131,8 +262,13 @@ def _names(value: Any) -> tuple[str, ...]:
 
 JOB_KEYS: dict[str, Converter] = {
     "schedule": _schedule,
-    "every": lambda v: convert.duration(v, minimum=1, maximum=MAX_INTERVAL_SECONDS),
+    "every": _every,
     "at": _at,
+    "on": _weekdays,
+    "on_day": _month_days,
+    "start": _moment,
+    "end": _moment,
+    "after": _after,
     "timezone": _timezone,
     "command": _command,
     "notify": _notify,
@@ -162,7 +298,7 @@ JOB_KEYS: dict[str, Converter] = {
     "description": lambda v: convert.text(v, "a description", allow_empty=True),
     "run_on": lambda v: convert.choice(v, ("one", "each")),
 }
-SCHEDULE_KEYS = ("schedule", "every", "at")
+NOT_DEFAULTS = (*SCHEDULE_KEYS, "after")  # each job's own
 
 
 def pool_size(value: Any) -> int:

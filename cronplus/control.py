@@ -136,7 +136,13 @@ METHODS: tuple[Method, ...] = (
         Access.JOB_OWNER,
         "the next fire instants of a job",
     ),
-    Method("run", (JOB,), Access.JOB_OWNER, "start a job now (trigger: manual)", reads=False),
+    Method(
+        "run",
+        (JOB, Param("chain", bool, False, "and the jobs after it when it ends, as scheduled")),
+        Access.JOB_OWNER,
+        "start a job now (trigger: manual)",
+        reads=False,
+    ),
     Method(
         "retry",
         (JOB, Param("run_id", int, False, "the run to retry (default: the last failed one)")),

@@ -1,7 +1,8 @@
 """`cronplusctl`: one function per subcommand, over the control socket.
 
 Read commands fall back to the history file, read-only, when the daemon is not
-running, and say so.  `check` and `next --expr` need no daemon at all.
+running, and say so.  `check`, `next --expr` and `next --schedule` need no daemon at
+all.  What is printed for people is built in `views`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -28,6 +28,7 @@ from .control import (
 )
 from .errors import ConfigError, CronplusError, HistoryError, ScheduleError
 from .paths import Paths, add_instance_arguments, resolve
+from .views import health_lines, history_table, next_table, status_table, table
 
 if TYPE_CHECKING:
     from .model import Config, Job
@@ -70,49 +71,6 @@ def parse_instant(text: str, zone_name: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone(zone_name))
     return moment.astimezone(UTC)
-
-
-def local_time(stamp: Optional[str], zone_name: str) -> str:
-    """An ISO UTC instant shown in the job's zone with its offset."""
-    if not stamp:
-        return "-"
-    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(zone(zone_name))
-    moment = moment.replace(microsecond=0)
-    name = moment.tzname() or ""
-    abbreviation = "" if name[:1] in "+-" else f" {name}"  # "+0545" would repeat the offset
-    return f"{moment:%Y-%m-%d %H:%M:%S}{moment.isoformat()[19:]}{abbreviation}"
-
-
-def table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], paint: Callable[[str], str]
-) -> str:
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
-    lines = []
-    for line in [headers, *rows]:
-        cells = [str(c).ljust(w) for c, w in zip(line, widths)]
-        if line is not headers:
-            cells = [paint(c) for c in cells]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
-def health_lines(answer: Record) -> list[str]:
-    history = answer["history"]
-    if history["written"]:
-        lines = [f"history: written ({history['path']})"]
-    else:
-        lines = [
-            f"history: NOT WRITTEN since {history['failing_since']}: {history['error']};"
-            f" {history['held_in_memory']} records held in memory, {history['dropped']} dropped"
-            f" ({history['path']})"
-        ]
-    jump = answer["last_clock_jump"]
-    lines.append(
-        f"last clock jump: {jump['what']}, noticed at {jump['at']}"
-        if jump
-        else "last clock jump: none"
-    )
-    return lines
 
 
 class Ctl:
@@ -204,6 +162,9 @@ class Ctl:
             print(f"{file}: {count} problem{plural}, configuration rejected", file=sys.stderr)
             return EXIT_ERROR
         drop_ins = len(loaded.files) - 1
+        for name, job in sorted(loaded.jobs.items()):
+            if job.schedule.resolved != job.schedule.expressions:  # hashed values chosen
+                self.out(f"{file}: {name}: {job.schedule.describe()}")
         self.out(
             f"{file}: ok, {len(loaded.jobs)} jobs" + (f" ({drop_ins} drop-ins)" if drop_ins else "")
         )
@@ -227,22 +188,32 @@ class Ctl:
         return EXIT_ERROR if definite else EXIT_OK
 
     def next(self) -> int:
-        from .config import machine_zone
-        from .schedule import CronRule, Rule, build_rule, next_instants
+        from .schedule import build_rule, next_instants
 
         args = self.args
-        if args.expr and args.job:
-            raise CronplusError("give a JOB or --expr, not both")
-        if not args.expr and not args.job:
-            raise CronplusError("give a JOB or --expr EXPRESSION")
-        if args.expr:
+        tried = args.expr is not None or args.schedule is not None
+        if (args.expr is not None and args.schedule is not None) or (tried and args.job):
+            raise CronplusError("give one of JOB, --expr or --schedule")
+        if not tried and not args.job:
+            raise CronplusError("give a JOB, --expr EXPRESSION or --schedule YAML")
+        if not tried and (args.start or args.end or args.name):
+            raise CronplusError("--start, --end and --name go with --expr or --schedule")
+        if tried:
+            from .adhoc import spec_from_arguments
+            from .config import machine_zone
+
             zone_name = args.tz or machine_zone()
-            rule: Rule = CronRule(args.expr, zone_name)
+            zone(zone_name)  # an unknown zone is said before anything else
+            spec, zone_name = spec_from_arguments(
+                args.expr, args.schedule, zone_name, args.name, args.start, args.end
+            )
             after = parse_instant(args.after, zone_name) if args.after else self.clock.now()
+            rule = build_rule(spec, zone_name, shared=False)
             instants = [iso_utc(i.timestamp()) for i in next_instants(rule, after, args.n)]
+            described = spec.describe()
         elif args.after:  # a question about the schedule alone: no daemon needed
             job = self._offline_job(args.job)
-            zone_name = job.timezone
+            zone_name, described = job.timezone, job.schedule.describe()
             rule = build_rule(job.schedule, zone_name)
             after = parse_instant(args.after, zone_name)
             instants = [iso_utc(i.timestamp()) for i in next_instants(rule, after, args.n)]
@@ -250,17 +221,11 @@ class Ctl:
             try:
                 answer = self.ask("next", job=args.job, count=args.n)
                 zone_name, instants = answer["timezone"], answer["next"]
+                described = answer.get("schedule", "")
             except DaemonDown:
                 self.not_running_note()
-                zone_name, instants = self._offline_next(args.job, args.n)
-        self.emit(
-            instants,
-            lambda: table(
-                [f"LOCAL ({zone_name})", "UTC"],
-                [[local_time(i, zone_name), i or "-"] for i in instants],
-                str,
-            ),
-        )
+                zone_name, described, instants = self._offline_next(args.job, args.n)
+        self.emit(instants, lambda: next_table(instants, zone_name, described))
         return EXIT_OK
 
     def _offline_job(self, name: str) -> Job:
@@ -269,13 +234,14 @@ class Ctl:
             raise CronplusError(f'no job named "{name}" in {self.paths.config}')
         return loaded.jobs[name]
 
-    def _offline_next(self, name: str, count: int) -> tuple[str, list[Optional[str]]]:
+    def _offline_next(self, name: str, count: int) -> tuple[str, str, list[Optional[str]]]:
         from .schedule import build_rule, upcoming_instants
 
         job = self._offline_job(name)
         rule = build_rule(job.schedule, job.timezone)
         instants = upcoming_instants(rule, self.clock.now(), self._last_scheduled(name), count)
-        return job.timezone, [iso_utc(i.timestamp()) for i in instants]
+        described = job.schedule.describe()
+        return job.timezone, described, [iso_utc(i.timestamp()) for i in instants]
 
     def _last_scheduled(self, name: str) -> Optional[float]:
         try:
@@ -299,7 +265,7 @@ class Ctl:
             self.not_running_note()
             code = EXIT_NOT_RUNNING_STATUS
             records = self._offline_status()
-        self.emit(records, lambda: self._status_table(records))
+        self.emit(records, lambda: status_table(records, self.paint))
         return code
 
     def nodes(self) -> int:
@@ -364,27 +330,6 @@ class Ctl:
             if history is not None:
                 history.close()
 
-    def _status_table(self, records: list[Record]) -> str:
-        rows = []
-        for r in records:
-            last = r["last"]
-            last_text = (
-                f"{last['state']} {local_time(last['ended'], r['timezone'])}" if last else "-"
-            )
-            rows.append(
-                [
-                    r["job"],
-                    r["schedule"],
-                    r["timezone"],
-                    "paused" if r["paused"] else local_time(r["next"], r["timezone"]),
-                    last_text,
-                    ",".join(str(i) for i in r["running"]) or "-",
-                    str(r.get("missed_last_day", 0)),
-                ]
-            )
-        headers = ["JOB", "SCHEDULE", "ZONE", "NEXT", "LAST", "RUNNING", "MISSED 24H"]
-        return table(headers, rows, self.paint)
-
     def history(self) -> int:
         try:
             answer = self.ask(
@@ -393,7 +338,7 @@ class Ctl:
         except DaemonDown:
             self.not_running_note()
             answer = self._offline_history_records()
-        self.emit(answer["runs"], lambda: self._history_table(answer))
+        self.emit(answer["runs"], lambda: history_table(answer, self.paint))
         return EXIT_OK
 
     def _offline_history_records(self) -> Record:
@@ -401,38 +346,15 @@ class Ctl:
         job = loaded.jobs.get(self.args.job)
         if job is None:
             raise Fault(FaultCode.NO_SUCH_JOB, f'no job named "{self.args.job}"')
+        from .report import name_causes, run_record
+
         history = self.offline_history(loaded)
         try:
-            runs = history.runs(job.name, self.args.n, self.args.failed)
+            records = [run_record(r) for r in history.runs(job.name, self.args.n, self.args.failed)]
+            name_causes(records, history.job_of)
         finally:
             history.close()
-        from .report import run_record
-
-        return {"job": job.name, "timezone": job.timezone, "runs": [run_record(r) for r in runs]}
-
-    def _history_table(self, answer: Record) -> str:
-        zone_name = answer["timezone"]
-        rows = [
-            [
-                str(r["id"]),
-                local_time(r["scheduled"] or r["created"], zone_name),
-                r["trigger"],
-                str(r["attempt"]),
-                r["state"],
-                f"{r['duration']:.3f}s" if r["duration"] is not None else "-",
-                f"signal {r['signal']}"
-                if r["signal"] is not None
-                else ("-" if r["exit_code"] is None else str(r["exit_code"])),
-                r["reason"] or "-",
-            ]
-            for r in answer["runs"]
-        ]
-        headers = ["RUN", "SCHEDULED", "TRIGGER", "TRY", "STATE", "DURATION", "EXIT", "REASON"]
-        if any(r.get("node") for r in answer["runs"]):  # a cluster: which node ran each
-            headers.insert(5, "NODE")
-            for row, record in zip(rows, answer["runs"]):
-                row.insert(5, record.get("node") or "-")
-        return table(headers, rows, self.paint)
+        return {"job": job.name, "timezone": job.timezone, "runs": records}
 
     def logs(self) -> int:
         try:
@@ -520,7 +442,7 @@ class Ctl:
     # --- actions ---------------------------------------------------------------------------
 
     def run(self) -> int:
-        answer = self.ask("run", job=self.args.job)
+        answer = self.ask("run", job=self.args.job, chain=self.args.chain or None)
         reason = f" ({answer['reason']})" if answer.get("reason") else ""
         self.emit(
             answer, lambda: f"run {answer['run_id']} of {self.args.job}: {answer['state']}{reason}"
@@ -581,7 +503,11 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("-n", type=int, default=20, help="how many runs (default 20)")
     history.add_argument("--failed", action="store_true", help="only runs that did not succeed")
     command("logs", help_of["logs"]).add_argument("run_id", type=int)
-    command("run", help_of["run"]).add_argument("job")
+    run = command("run", help_of["run"])
+    run.add_argument("job")
+    run.add_argument(
+        "--chain", action="store_true", help="and the jobs after it when it ends, as when scheduled"
+    )
     retry = command("retry", help_of["retry"])
     retry.add_argument("job")
     retry.add_argument("run_id", nargs="?", type=int)
@@ -592,7 +518,15 @@ def build_parser() -> argparse.ArgumentParser:
     nxt = command("next", help_of["next"] + ", or of any --expr")
     nxt.add_argument("job", nargs="?", help="a configured job")
     nxt.add_argument("--expr", help='a cron expression such as "30 2 * * *"')
-    nxt.add_argument("--tz", help="zone for --expr (default: the machine's)")
+    nxt.add_argument(
+        "--schedule",
+        metavar="YAML",
+        help="schedule keys as YAML, such as '{every: 2w, on: mon, start: 2026-01-05}'",
+    )
+    nxt.add_argument("--tz", help="zone for --expr or --schedule (default: the machine's)")
+    nxt.add_argument("--name", help="the job name hashed (H) values are chosen from")
+    nxt.add_argument("--start", help="no instant before this date or local time")
+    nxt.add_argument("--end", help="no instant after this date (the whole day) or local time")
     nxt.add_argument("--after", help="strictly after this ISO 8601 instant (default: now)")
     nxt.add_argument("-n", type=int, default=5, help="how many (default 5)")
     check = command("check", "validate a config file and its drop-ins", json_flag=False)

@@ -6,7 +6,8 @@ jumps → handle signals → reap finished runs → account for due instants →
 what the caps allow → write the history → notify.  Signal handlers only record
 the signal and wake the loop.  Whole concerns live in modules of their own:
 accounting (every instant gets a row), planning (next instants, reloads, clock
-steps), recovery (after a crash), notifications, and the store.
+steps), recovery (after a crash), notifications, chains (jobs after others, a
+watcher), and the store.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Optional
 import structlog
 
 from . import __version__, accounting, config, logs
+from .chains import Chains
 from .clock import Clock, SystemClock, iso_utc
 from .clockwatch import THRESHOLD, ClockWatch
 from .cluster.node import ClusterNode
@@ -124,6 +126,7 @@ class Daemon:
         self.ledger = InstantLedger(
             self.history, start, self.log, self.started_at, self.watchers.instants_missed
         )
+        self.watchers.add(Chains(self.history, self.submit, lambda: bool(self.stopping), self.log))
         self.dispatcher.reconfigure(self.config.settings.max_workers, self.config.settings.pools)
         self.planner.apply(None, self.config, self.history, now)
         self.watchers.config_applied(self.config, now)
@@ -495,12 +498,14 @@ class Daemon:
             return
         if run.state == RunState.SUCCEEDED.value:
             self.notifications.notify(job.on_success, event_for("success", run))
+            self.watchers.run_concluded(job, run, now)
             return
         if run.state in (RunState.SKIPPED.value, RunState.INTERRUPTED.value):
             return
         delay = retry_delay(job, run.attempt, outcome)
         if delay is None:
             self.notifications.notify(job.on_failure, event_for("failure", run))
+            self.watchers.run_concluded(job, run, now)
             return
         due = now.timestamp() + delay
         retry_id = self.history.create_run(
@@ -511,6 +516,7 @@ class Daemon:
             attempt=run.attempt + 1,
             first_run=run.first_run or run.id,
             due=due,
+            starts_followers=bool(run.starts_followers),
         )
         if self.cluster is None or not self.cluster.retry_created(job, retry_id):
             self.retry_timer.set(str(retry_id), datetime.fromtimestamp(due, UTC))
@@ -569,11 +575,20 @@ class Daemon:
         now: datetime,
         attempt: int = 1,
         first_run: Optional[int] = None,
+        caused_by: Optional[int] = None,  # a chained run: the run that started it
+        starts_followers: bool = True,
     ) -> int:
         """Record a run and hand it to the caps; returns its id."""
         assert self.history is not None
         run_id = self.history.create_run(
-            job.name, scheduled, trigger, now.timestamp(), attempt=attempt, first_run=first_run
+            job.name,
+            scheduled,
+            trigger,
+            now.timestamp(),
+            attempt=attempt,
+            first_run=first_run,
+            caused_by=caused_by,
+            starts_followers=starts_followers,
         )
         self.offer(run_id, job, scheduled or now.timestamp(), now)
         return run_id

@@ -32,6 +32,13 @@ class Watcher:
         """A run reached a final state (including skipped and lost); `job` is None
         when it is no longer configured."""
 
+    def run_concluded(self, job: Job, run: Run, now: datetime) -> None:
+        """A run's outcome is final: it succeeded, or it failed and no retry follows.
+
+        `run` is its last attempt; once for each first attempt, where run_ended comes
+        for every attempt (and for skipped and interrupted runs, which conclude nothing).
+        """
+
     def instants_missed(self, job: Job, runs: Sequence[Run], now: datetime) -> None:
         """Instants of `job` were recorded missed (or skipped while paused)."""
 
@@ -67,6 +74,9 @@ class Watchers(Watcher):
 
     def run_ended(self, job: Optional[Job], run: Run, now: datetime) -> None:
         self._each("run_ended", job, run, now)
+
+    def run_concluded(self, job: Job, run: Run, now: datetime) -> None:
+        self._each("run_concluded", job, run, now)
 
     def instants_missed(self, job: Job, runs: Sequence[Run], now: datetime) -> None:
         self._each("instants_missed", job, runs, now)

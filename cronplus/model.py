@@ -72,6 +72,7 @@ class Trigger(str, enum.Enum):
     MANUAL = "manual"
     RETRY = "retry"
     CATCH_UP = "catch-up"
+    CHAIN = "chain"  # another job's run ended: `after:`
 
 
 class Overlap(str, enum.Enum):
@@ -90,6 +91,12 @@ class ScheduleKind(str, enum.Enum):
     CRON = "cron"
     EVERY = "every"
     AT = "at"
+    CALENDAR = "calendar"  # every N days, weeks or months at wall times
+    NONE = "none"  # no instants of its own: a job that only follows others (`after:`)
+
+
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # 0 is Monday, as in datetime
+LAST_DAY = -1  # `on_day: last`
 
 
 @dataclass(frozen=True)
@@ -98,15 +105,59 @@ class ScheduleSpec:
 
     kind: ScheduleKind
     expressions: tuple[str, ...] = ()
+    resolved: tuple[str, ...] = ()  # the expressions with hashed (H) values chosen
     every_seconds: float = 0.0
     at_local: str = ""  # ISO local wall time, in the job's zone
+    count: int = 0  # calendar: every `count` ...
+    unit: str = ""  # ... days (d), weeks (w) or months (mo)
+    times: tuple[str, ...] = ()  # calendar: wall times of day, "09:00" or "09:00:30"
+    weekdays: tuple[int, ...] = ()  # calendar weeks: 0 is Monday
+    month_days: tuple[int, ...] = ()  # calendar months: 1 to 31, or LAST_DAY
+    start: str = ""  # ISO date or local date and time: no instant before it
+    end: str = ""  # ISO date (the whole day) or local date and time: no instant after it
 
     def describe(self) -> str:
         if self.kind is ScheduleKind.CRON:
-            return " | ".join(self.expressions)
-        if self.kind is ScheduleKind.EVERY:
-            return f"every {format_seconds(self.every_seconds)}"
-        return f"at {self.at_local}"
+            shown = [
+                written if written == chosen else f"{written} ({chosen})"
+                for written, chosen in zip(self.expressions, self.resolved or self.expressions)
+            ]
+            text = " | ".join(shown)
+        elif self.kind is ScheduleKind.EVERY:
+            text = f"every {format_seconds(self.every_seconds)}"
+        elif self.kind is ScheduleKind.AT:
+            text = f"at {self.at_local}"
+        elif self.kind is ScheduleKind.CALENDAR:
+            text = self._describe_calendar()
+        else:
+            text = ""
+        if self.start:
+            text += f" from {self.start}"
+        if self.end:
+            text += f" until {self.end}"
+        return text.strip()
+
+    def _describe_calendar(self) -> str:
+        text = f"every {self.count}{self.unit}"
+        if self.weekdays:
+            text += " on " + ",".join(WEEKDAY_NAMES[d] for d in self.weekdays)
+        if self.month_days:
+            days = ("last" if d == LAST_DAY else str(d) for d in self.month_days)
+            text += " on day " + ",".join(days)
+        return text + " at " + ",".join(self.times)
+
+
+@dataclass(frozen=True)
+class After:
+    """`after:` one entry: run when `job`'s run ends `on` success, failure or either."""
+
+    job: str
+    on: str = "success"  # success | failure | any
+    within: Optional[float] = None  # seconds: only for a run whose instant is this recent
+
+    def describe(self) -> str:
+        text = f"{self.job} on {self.on}"
+        return text + (f" within {format_seconds(self.within)}" if self.within else "")
 
 
 @dataclass(frozen=True)
@@ -147,6 +198,7 @@ class Job:
     output_limit: int = 64 * 1024
     description: str = ""
     run_on: str = "one"  # in a cluster: "one" node per instant, or "each" node
+    after: tuple[After, ...] = ()  # other jobs whose runs start this one when they end
     source: str = ""  # file:line where the job is defined
 
 

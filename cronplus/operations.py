@@ -8,7 +8,7 @@ see and act on every job; anyone else only on jobs that run as them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from . import __version__
@@ -16,11 +16,11 @@ from .clock import iso_utc
 from .control import Access, Caller, Fault, FaultCode, Method
 from .controlserver import Gate, Offload
 from .model import Job, RunState, Trigger
-from .report import DAY, job_record, run_record
+from .report import DAY, job_record, name_causes, run_record
 from .schedule import build_rule, next_instants, upcoming_instants
 from .store import Run, RunStore
 from .store.postgres import PostgresHistory
-from .store.readers import ThreadReaders
+from .store.readers import Reader, ThreadReaders
 from .store.writebehind import add_counts, merge_runs, with_notes
 
 if TYPE_CHECKING:
@@ -38,6 +38,19 @@ def paced(items: Sequence[T], gate: Gate) -> Iterator[T]:
         if index % PACE == 0:
             gate.wait()
         yield item
+
+
+def cause_finder(
+    reader: Optional[Reader], held: dict[int, Optional[str]]
+) -> Callable[[int], Optional[str]]:
+    """The job of a run: from memory, else from the history (in a worker thread)."""
+
+    def job_of(run_id: int) -> Optional[str]:
+        if run_id in held:
+            return held[run_id]
+        return reader.job_of(run_id) if reader is not None else None
+
+    return job_of
 
 
 def may_act_on(caller: Caller, job_user: str | None) -> bool:
@@ -192,12 +205,13 @@ class Operations:
             for run_id, active in sorted(self.daemon.runner.active.items()):
                 running.setdefault(active.job.name, []).append(run_id)
         readers, gate = self.readers, self.daemon.gate
+        held_causes = self._held_causes(held_last.values())
 
         def work() -> Any:
             reader = readers.get()
             last = {**(reader.last_runs() if reader else {}), **held_last}
             missed = add_counts(reader.misses_since(since) if reader else {}, held_misses)
-            return [
+            records = [
                 job_record(
                     j,
                     now,
@@ -209,6 +223,8 @@ class Operations:
                 )
                 for j in paced(jobs, gate)
             ]
+            name_causes((r["last"] for r in records), cause_finder(reader, held_causes))
+            return records
 
         return Offload(work)
 
@@ -216,19 +232,24 @@ class Operations:
         job = self._job(caller, params["job"])
         limit, failed = params.get("limit") or 20, bool(params.get("failed"))
         held = self._history().held(job.name)
+        held_causes = self._held_causes(held)
         readers, gate = self.readers, self.daemon.gate
 
         def work() -> Any:
             reader = readers.get()
             written = reader.runs(job.name, limit, failed) if reader else []
             runs = merge_runs(written, held, limit, failed)
-            return {
-                "job": job.name,
-                "timezone": job.timezone,
-                "runs": [run_record(r) for r in paced(runs, gate)],
-            }
+            records = [run_record(r) for r in paced(runs, gate)]
+            name_causes(records, cause_finder(reader, held_causes))
+            return {"job": job.name, "timezone": job.timezone, "runs": records}
 
         return Offload(work)
+
+    def _held_causes(self, runs: Iterable[Run]) -> dict[int, Optional[str]]:
+        """The jobs of the runs that caused these chained runs, for those in memory only."""
+        history = self._history()
+        causes = {r.caused_by for r in runs if r.caused_by is not None}
+        return {c: held.job for c in causes if (held := history.held_run(c)) is not None}
 
     def logs(self, caller: Caller, params: dict[str, Any]) -> Offload:
         """A run's output, read off the loop; the caller must be allowed to see its job
@@ -275,6 +296,7 @@ class Operations:
             return {
                 "job": job.name,
                 "timezone": job.timezone,
+                "schedule": job.schedule.describe(),
                 "next": [iso_utc(i.timestamp()) for i in instants],
             }
 
@@ -282,7 +304,8 @@ class Operations:
 
     def run(self, caller: Caller, params: dict[str, Any]) -> Any:
         job = self._job(caller, params["job"])
-        run_id = self.daemon.submit(job, None, Trigger.MANUAL, self.daemon.clock.now())
+        now, chain = self.daemon.clock.now(), bool(params.get("chain"))
+        run_id = self.daemon.submit(job, None, Trigger.MANUAL, now, starts_followers=chain)
         run = self._history().run(run_id)
         return {
             "run_id": run_id,
@@ -329,6 +352,7 @@ class Operations:
                 self.daemon.clock.now(),
                 attempt=failed.attempt + 1,
                 first_run=failed.first_run or failed.id,
+                starts_followers=bool(failed.starts_followers),
             )
             self.daemon.poke()
             return {"run_id": run_id, "retries": failed.id, "attempt": failed.attempt + 1}

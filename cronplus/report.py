@@ -7,8 +7,9 @@ renderer serves both.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .clock import iso_utc
 from .model import Config, Job
@@ -56,7 +57,17 @@ def job_record(
         "last": run_record(last) if last else None,
         "running": running,
         "missed_last_day": missed,
+        "after": [{"job": a.job, "on": a.on, "within": a.within} for a in job.after],
     }
+
+
+def name_causes(
+    records: Iterable[Optional[Record]], job_of: Callable[[int], Optional[str]]
+) -> None:
+    """Add to each chained run's record the job of the run that caused it (`cause_job`)."""
+    for record in records:
+        if record is not None and record.get("caused_by") is not None:
+            record["cause_job"] = job_of(record["caused_by"])
 
 
 def status_from_history(
@@ -73,7 +84,7 @@ def status_from_history(
         for run in history.open_runs():
             if run.state == "running":
                 running.setdefault(run.job, []).append(run.id)
-    return [
+    records = [
         job_record(
             config.jobs[name],
             now,
@@ -84,3 +95,6 @@ def status_from_history(
         )
         for name in names
     ]
+    if history is not None:
+        name_causes((r["last"] for r in records), history.job_of)
+    return records

@@ -15,20 +15,22 @@ Nothing here reads the clock: every function takes the instant it works from.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Optional, Protocol
-from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError
 
+from . import cronfields
+from .calendarrule import CalendarRule, anchor_date, bound_instant, parse_time_of_day
 from .clock import zone
 from .errors import ScheduleError
 from .model import ScheduleKind, ScheduleSpec
+from .walltime import all_instants, earliest_repeated_wall, first_instant
 
 UTC = timezone.utc
 ALIASES = {
@@ -40,14 +42,10 @@ ALIASES = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-# How far ahead to look for a backward clock change that makes wall times repeat.
-_LOOKAHEAD = timedelta(hours=48)
 # Wall times examined before a search gives up.
 _MAX_CANDIDATES = 10_000
 # The longest `every:` interval.
 MAX_INTERVAL_SECONDS = 366 * 86400
-# croniter's hashed (H) and random (R) values: not a pure function of the expression
-_HASHED_OR_RANDOM = re.compile(r"(?<![a-z])[hr](?![a-z])", re.IGNORECASE)
 # What croniter raises for expressions it cannot read, besides its own errors (ValueErrors)
 _CRONITER_ERRORS = (ValueError, KeyError, IndexError, OverflowError, TypeError, AttributeError)
 # What datetime arithmetic raises past 9999-12-31, the end of its calendar (and croniter's
@@ -71,7 +69,10 @@ class Rule(Protocol):
 
 
 def normalize_expression(text: str) -> str:
-    """Expand @names and validate the field count; raises ScheduleError."""
+    """Expand @names, validate the field count and the extensions; raises ScheduleError.
+
+    Hashed (H) values must have been chosen already (`cronfields.expand_hashed`).
+    """
     expression = " ".join(text.split())
     if expression.startswith("@"):
         if expression.lower() == "@reboot":
@@ -86,12 +87,9 @@ def normalize_expression(text: str) -> str:
             f'"{expression}" has {count} fields, expected 5 (minute hour day month weekday) '
             "or 6 (the same plus seconds last)"
         )
-    if _HASHED_OR_RANDOM.search(expression):
-        raise ScheduleError(
-            f'bad cron expression "{expression}": hashed (H) and random (R) values are not '
-            "supported, expected the same times on every start"
-        )
-    return expression
+    cronfields.refuse_random(expression)
+    cronfields.expand_hashed(expression, None)  # raises for an H: no name to choose it from
+    return cronfields.check_extensions(expression)
 
 
 def is_fixed_time(expression: str) -> bool:
@@ -146,7 +144,7 @@ class CronRule:
                     return instant
             return None
         found = self._first_real_after(local, after)
-        repeat_start = _earliest_repeated_wall(after, self.zone)
+        repeat_start = earliest_repeated_wall(after, self.zone)
         if repeat_start <= local:
             # `after` is in the first pass of a repeated stretch: its walls come again later
             repeated = self._next_wall(repeat_start - timedelta(seconds=1))
@@ -190,28 +188,34 @@ class CronRule:
 
 
 class EveryRule:
-    """`every: 20m`: one interval after the last run, or after `after` when there was none."""
+    """`every: 20m`: one interval after the last run, or after `after` when there was none.
+
+    With an `anchor` (the job's `start:`) a job that has not run yet runs at the anchor
+    and one interval after another from there.
+    """
 
     fixed = False
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, anchor: Optional[datetime] = None) -> None:
         if not 0 < seconds <= MAX_INTERVAL_SECONDS:  # NaN too
             raise ScheduleError(
                 f"an interval of {seconds}s, expected one longer than zero and at most 366 days"
             )
         self.interval = timedelta(seconds=seconds)
+        self.anchor = anchor
 
     def next_after(
         self, after: datetime, previous: Optional[datetime] = None
     ) -> Optional[datetime]:
         try:
-            if previous is None:
+            base = previous if previous is not None else self.anchor
+            if base is None:
                 return after + self.interval
-            if previous > after:
-                return previous
+            if base > after:
+                return base
             # keep the phase of the last run, strictly after `after`
-            steps = (after - previous) // self.interval + 1
-            return previous + self.interval * steps
+            steps = (after - base) // self.interval + 1
+            return base + self.interval * steps
         except _PAST_THE_CALENDAR:
             return None  # the next run would be after 9999-12-31
 
@@ -260,19 +264,81 @@ class AnyRule:
         return min(candidates) if candidates else None
 
 
+class NeverRule:
+    """No instants: a job that runs only after others (`after:`), by hand, or not at all."""
+
+    fixed = True
+
+    def next_after(
+        self, after: datetime, previous: Optional[datetime] = None
+    ) -> Optional[datetime]:
+        return None
+
+
+class BoundedRule:
+    """Another rule's instants from `start` to `end` (both included), none outside."""
+
+    def __init__(self, rule: Rule, start: Optional[datetime], end: Optional[datetime]) -> None:
+        self.rule = rule
+        self.fixed = rule.fixed
+        self.start = start
+        self.end = end
+
+    def next_after(
+        self, after: datetime, previous: Optional[datetime] = None
+    ) -> Optional[datetime]:
+        if self.start is not None and after < self.start:
+            # the start itself may run; a start at the first instant of year 1 has no before
+            with contextlib.suppress(*_PAST_THE_CALENDAR):
+                after = self.start - timedelta(microseconds=1)
+        found = self.rule.next_after(after, previous)
+        if found is None or (self.end is not None and found > self.end):
+            return None
+        return found
+
+
+def bounds(spec: ScheduleSpec, zone_name: str) -> tuple[Optional[datetime], Optional[datetime]]:
+    """The first and last instants a job is active (`start:`, `end:`); None for no bound."""
+    start = bound_instant(spec.start, zone_name) if spec.start else None
+    end = bound_instant(spec.end, zone_name, end=True) if spec.end else None
+    return start, end
+
+
 def build_rule(spec: ScheduleSpec, zone_name: str, shared: bool = True) -> Rule:
     """The rule for a job's schedule; raises ScheduleError, and nothing else, for any spec.
 
     `shared` rules are cached and may be used by one thread only (the loop's); a
     worker thread asks for its own.
     """
+    start, end = bounds(spec, zone_name)
+    rule: Rule
     if spec.kind is ScheduleKind.EVERY:
-        return EveryRule(spec.every_seconds)
-    if spec.kind is ScheduleKind.AT:
-        return AtRule(spec.at_local, zone_name)
-    make = cron_rule if shared else CronRule
-    rules = [make(e, zone_name) for e in spec.expressions]
-    return rules[0] if len(rules) == 1 else AnyRule(rules)
+        rule = EveryRule(spec.every_seconds, start)
+    elif spec.kind is ScheduleKind.AT:
+        rule = AtRule(spec.at_local, zone_name)
+    elif spec.kind is ScheduleKind.CALENDAR:
+        rule = calendar_rule(spec, zone_name)
+    elif spec.kind is ScheduleKind.NONE:
+        rule = NeverRule()
+    else:
+        make = cron_rule if shared else CronRule
+        rules = [make(e, zone_name) for e in spec.resolved or spec.expressions]
+        rule = rules[0] if len(rules) == 1 else AnyRule(rules)
+    if start is None and end is None:
+        return rule
+    return BoundedRule(rule, start, end)
+
+
+def calendar_rule(spec: ScheduleSpec, zone_name: str) -> CalendarRule:
+    return CalendarRule(
+        spec.count,
+        spec.unit,
+        [parse_time_of_day(t) for t in spec.times],
+        zone_name,
+        anchor_date(spec.start, zone_name) if spec.start else None,
+        spec.weekdays,
+        spec.month_days,
+    )
 
 
 @lru_cache(maxsize=8192)
@@ -357,59 +423,6 @@ def stable_jitter(job_name: str, max_seconds: float) -> float:
     digest = hashlib.sha256(job_name.encode()).digest()
     fraction = int.from_bytes(digest[:8], "big") / 2**64
     return fraction * max_seconds
-
-
-def all_instants(wall: datetime, tz: ZoneInfo) -> list[datetime]:
-    """Every instant whose wall time in `tz` is `wall`: none in a gap, two in a repeat."""
-    out: list[datetime] = []
-    for fold in (0, 1):
-        instant = wall.replace(tzinfo=tz, fold=fold).astimezone(UTC)
-        if instant.astimezone(tz).replace(tzinfo=None) == wall and instant not in out:
-            out.append(instant)
-    out.sort()
-    return out
-
-
-def first_instant(wall: datetime, tz: ZoneInfo) -> datetime:
-    """The instant a fixed-time run for `wall` fires: its first occurrence, or the jump."""
-    instants = all_instants(wall, tz)
-    if instants:
-        return instants[0]
-    # a gap: fold=1 gives an instant before the jump, fold=0 one after it
-    low = int(wall.replace(tzinfo=tz, fold=1).timestamp())
-    high = int(wall.replace(tzinfo=tz, fold=0).timestamp())
-    return datetime.fromtimestamp(_change_between(low, high, tz), UTC)
-
-
-def _offset(epoch: int, tz: ZoneInfo) -> Optional[timedelta]:
-    return datetime.fromtimestamp(epoch, tz).utcoffset()
-
-
-def _change_between(low: int, high: int, tz: ZoneInfo) -> int:
-    """The first second (epoch) in (low, high] with the offset in force at `high`."""
-    target = _offset(high, tz)
-    while high - low > 1:
-        middle = (low + high) // 2
-        if _offset(middle, tz) == target:
-            high = middle
-        else:
-            low = middle
-    return high
-
-
-def _earliest_repeated_wall(after: datetime, tz: ZoneInfo) -> datetime:
-    """The earliest wall time of any instant after `after` within the lookahead.
-
-    Wall times go backwards only when the clocks are turned back; this finds
-    the wall time just after such a change, or a time after the lookahead.
-    """
-    end = after + _LOOKAHEAD
-    low, high = int(after.timestamp()), int(end.timestamp())
-    before, later = _offset(low, tz), _offset(high, tz)
-    assert before is not None and later is not None
-    if later >= before:
-        return end.astimezone(tz).replace(tzinfo=None)
-    return datetime.fromtimestamp(_change_between(low, high, tz), tz).replace(tzinfo=None)
 
 
 def catch_up_instants(policy: str, missed: Sequence[datetime]) -> list[datetime]:

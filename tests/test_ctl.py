@@ -61,6 +61,7 @@ def test_next_as_a_table_shows_the_zone_and_utc(capsys: pytest.CaptureFixture[st
     )
     assert code == 0
     assert out.splitlines() == [
+        "schedule: 0 * * * *",
         "LOCAL (Asia/Kathmandu)     UTC",
         "2026-01-01 01:00:00+05:45  2025-12-31T19:15:00Z",
         "2026-01-01 02:00:00+05:45  2025-12-31T20:15:00Z",
@@ -95,7 +96,7 @@ def test_next_for_a_configured_job(capsys: pytest.CaptureFixture[str]) -> None:
             '--after "yesterday": expected ISO 8601',
         ),
         (["-c", EXAMPLE, "next", "nosuchjob"], 'no job named "nosuchjob"'),
-        (["next"], "give a JOB or --expr"),
+        (["next"], "give a JOB, --expr EXPRESSION or --schedule YAML"),
     ],
 )
 def test_next_errors(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:

@@ -202,9 +202,16 @@ def test_at_at_the_ends_of_the_calendar_that_fit_are_kept() -> None:
     assert last.instant == datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("expression", ["H H * * *", "R 2 * * *", "0 H(0-5) * * *", "r * * * *"])
-def test_hashed_and_random_values_are_refused(expression: str) -> None:
-    with pytest.raises(ScheduleError, match=r"hashed \(H\) and random \(R\) values"):
+@pytest.mark.parametrize("expression", ["R 2 * * *", "0 R(0-5) * * *", "r * * * *", "H R * * *"])
+def test_random_values_are_refused(expression: str) -> None:
+    with pytest.raises(ScheduleError, match=r"random \(R\) values are not supported"):
+        CronRule(expression, "UTC")
+
+
+@pytest.mark.parametrize("expression", ["H H * * *", "0 H(0-5) * * *", "h/15 * * * *"])
+def test_a_rule_takes_hashed_values_only_once_chosen_from_a_name(expression: str) -> None:
+    # a job's expressions are given to the rule with their H chosen (cronfields.expand_hashed)
+    with pytest.raises(ScheduleError, match=r"hashed \(H\) values are chosen from a job's name"):
         CronRule(expression, "UTC")
 
 

@@ -37,6 +37,8 @@ class Run:
     cgroup: Optional[str] = None  # the control group holding the run's processes
     node: str = ""  # in a cluster, the node that runs or ran it
     scope: str = ""  # in a cluster, the node a `run_on: each` instant belongs to ("" for `one`)
+    caused_by: Optional[int] = None  # a chained run: the run whose end started it
+    starts_followers: int = 1  # 1: its final outcome starts the runs that follow its job
 
     @property
     def open(self) -> bool:

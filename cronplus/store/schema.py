@@ -60,6 +60,12 @@ SQLITE_MIGRATIONS: Sequence[str] = (
     ALTER TABLE runs ADD COLUMN node TEXT NOT NULL DEFAULT '';
     ALTER TABLE runs ADD COLUMN scope TEXT NOT NULL DEFAULT '';
     """,
+    # 6: chains: the run whose end started a chained run, and whether a run's final outcome
+    #    starts its job's followers (not for `cronplusctl run` without --chain)
+    """
+    ALTER TABLE runs ADD COLUMN caused_by INTEGER;
+    ALTER TABLE runs ADD COLUMN starts_followers INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 SCHEMA_VERSION = len(SQLITE_MIGRATIONS)
 
@@ -176,6 +182,11 @@ POSTGRES_MIGRATIONS: Sequence[str] = (
         RETURN CASE WHEN claimed.state = 'skipped' THEN 'skipped' ELSE 'won' END;
     END
     $claim$;
+    """,
+    # 6: chains, as for SQLite
+    """
+    ALTER TABLE runs ADD COLUMN caused_by BIGINT;
+    ALTER TABLE runs ADD COLUMN starts_followers INTEGER NOT NULL DEFAULT 1;
     """,
 )
 assert len(POSTGRES_MIGRATIONS) == SCHEMA_VERSION, "one schema history for both backends"

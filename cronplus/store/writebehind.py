@@ -94,6 +94,8 @@ class RunStore:
         due: Optional[float] = None,
         instants: int = 1,
         scheduled_until: Optional[float] = None,
+        caused_by: Optional[int] = None,
+        starts_followers: bool = True,
     ) -> int:
         run = self.new_run(
             job,
@@ -107,6 +109,8 @@ class RunStore:
             due,
             instants,
             scheduled_until,
+            caused_by,
+            starts_followers,
         )
         self._pending.new.add(run.id)
         self._record(run, ending=state.final)
@@ -125,6 +129,8 @@ class RunStore:
         due: Optional[float] = None,
         instants: int = 1,
         scheduled_until: Optional[float] = None,
+        caused_by: Optional[int] = None,
+        starts_followers: bool = True,
     ) -> Run:
         """A row with a fresh id, not recorded yet."""
         return Run(
@@ -150,6 +156,8 @@ class RunStore:
             notes="",
             instants=instants,
             scheduled_until=scheduled_until,
+            caused_by=caused_by,
+            starts_followers=int(starts_followers),
         )
 
     def _new_id(self) -> int:
