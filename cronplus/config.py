@@ -235,21 +235,28 @@ def _settings(
         file, loader, section[1], "daemon", DAEMON_KEYS, "a daemon key", unbuilt=("pools",)
     )
     pools: dict[str, int] = {}
+    cluster_pools: set[str] = set()
+    rejected: set[str] = set()
     if "pools" in entries:
         pool_node = entries.pop("pools").node
         for name, _, value_node in reader.mapping(
             file, pool_node, "daemon.pools", "a mapping of pool sizes"
         ):
             path = join("daemon.pools", name)
-            ok, size = reader.value(file, loader, value_node, path, pool_size)
+            ok, sized = reader.value(file, loader, value_node, path, pool_size)
             if ok:
-                pools[name] = size
+                pools[name] = sized[0]
+                if sized[1] == "cluster":
+                    cluster_pools.add(name)
+            else:
+                rejected.add(name)  # said once, not again by every job in it
     values = {k: e.value for k, e in entries.items()}
     if "history" in values:
         values["history"] = os.path.join(
             os.path.dirname(file), os.path.expanduser(values["history"])
         )
-    return Settings(pools=pools, **values), pools
+    settings = Settings(pools=pools, cluster_pools=frozenset(cluster_pools), **values)
+    return settings, {**pools, **dict.fromkeys(rejected, 1)}
 
 
 def _notifiers(

@@ -301,8 +301,17 @@ JOB_KEYS: dict[str, Converter] = {
 NOT_DEFAULTS = (*SCHEDULE_KEYS, "after")  # each job's own
 
 
-def pool_size(value: Any) -> int:
-    return convert.integer(value, 1, 4096)
+def pool_size(value: Any) -> tuple[int, str]:
+    """`db: 2` (on each node), or `db: {max: 2, scope: cluster}` (across a cluster's nodes)."""
+    if isinstance(value, dict):
+        for key in value:
+            if key not in ("max", "scope"):
+                raise convert.bad(key, "max or scope", "unknown key")
+        if "max" not in value:
+            raise ValueError("missing max, expected the number of runs the pool allows")
+        scope = convert.choice(value.get("scope", "node"), ("node", "cluster"))
+        return convert.integer(value["max"], 1, 4096), scope
+    return convert.integer(value, 1, 4096), "node"
 
 
 DAEMON_KEYS: dict[str, Converter] = {

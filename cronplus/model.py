@@ -220,6 +220,7 @@ class Settings:
     shutdown_grace: float = 30.0
     cgroups: str = "auto"  # auto: a cgroup per run where the kernel allows; off: subreaper tracking
     cluster: Optional[ClusterSettings] = None
+    cluster_pools: frozenset[str] = frozenset()  # pools counted across a cluster's nodes
 
 
 @dataclass(frozen=True)

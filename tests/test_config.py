@@ -365,3 +365,19 @@ def test_daemon_cgroups_is_auto_or_off(tmp_path: Path) -> None:
     assert wrong == [
         f'{tmp_path / "cronplus.yaml"}:1:19: daemon.cgroups: found "v1", expected one of auto, off'
     ]
+
+
+def test_a_pool_may_be_counted_across_a_cluster(tmp_path: Path) -> None:
+    jobs = 'jobs:\n  a: {schedule: "@daily", command: "true", pool: db}\n'
+    loaded = config.load(
+        write(
+            tmp_path / "a.yaml", "daemon: {pools: {db: {max: 2, scope: cluster}, fs: 3}}\n" + jobs
+        ),
+        "UTC",
+    )
+    assert loaded.settings.pools == {"db": 2, "fs": 3}
+    assert loaded.settings.cluster_pools == frozenset({"db"})
+    wrong = problems(tmp_path, "daemon: {pools: {db: {max: 2, scope: planet}}}\n" + jobs)
+    assert wrong == [
+        f'{tmp_path / "cronplus.yaml"}:1:22: daemon.pools.db: found "planet", expected one of node, cluster'
+    ]

@@ -202,3 +202,23 @@ def test_a_job_full_across_the_cluster_records_the_instant_skipped(
     assert second.claim(row(3, scheduled=30.0, state="pending", node="n1"), "inc1", 2) == "won"
     for store in (first, second):
         store.close()
+
+
+def test_a_cluster_wide_pool_counts_the_runs_of_all_its_jobs(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    first, second = cluster_store(pg_server, tmp_path, 2)
+    pool = ("db", ["a", "b"], 1)
+    assert (
+        first.claim(row(1, job="a", scheduled=10.0, state="pending", node="n0"), "inc0", 1, pool)
+        == "won"
+    )
+    first.db.execute("UPDATE runs SET state = 'running' WHERE id = 1")
+    other = row(2, job="b", scheduled=10.0, state="pending", node="n1")
+    assert second.claim(other, "inc1", 1, pool) == "skipped"
+    skipped = second.run(2)
+    assert skipped is not None and skipped.reason.startswith("skipped: pool db: 1 run(s)")
+    outside = row(3, job="c", scheduled=10.0, state="pending", node="n1")
+    assert second.claim(outside, "inc1", 1, None) == "won"  # not in the pool
+    for store in (first, second):
+        store.close()

@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 
 from .. import __version__
 from ..model import ClusterSettings, Config, Job
-from ..store.postgres import PostgresHistory
+from ..store.postgres import Pool, PostgresHistory
 from ..store.records import Run
 from ..store.remote import RemoteRunStore
 from . import leases
@@ -235,8 +235,16 @@ class Coordinator:
             if won:
                 self.offer(claimed, jobs[claimed.id])
 
-        claims = [(run, job.max_concurrent) for run, job in batch]
+        claims = [(run, job.max_concurrent, self._pool(job)) for run, job in batch]
         self.store.claim(claims, self.incarnation, answered)
+
+    def _pool(self, job: Job) -> Optional[Pool]:
+        """The job's pool when it is counted across the cluster: name, jobs, size."""
+        config = self.config
+        if config is None or job.pool is None or job.pool not in config.settings.cluster_pools:
+            return None
+        members = sorted(n for n, j in config.jobs.items() if j.pool == job.pool)
+        return job.pool, members, config.settings.pools[job.pool]
 
     def _poll_retries(self, now: float) -> None:
         self.polling = True

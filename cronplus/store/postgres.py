@@ -34,6 +34,7 @@ _UPDATE = ", ".join(f"{c} = %({c})s" for c in RUN_COLUMNS if c != "id")
 _PASSWORD_IN_URL = re.compile(r"^[a-z]+://[^/@:]*:[^/@]*@")
 
 Scope = Callable[[str], str]  # job name -> "" (run_on: one) or this node (run_on: each)
+Pool = tuple[str, Sequence[str], int]  # a cluster-wide pool: its name, its jobs, its size
 
 
 class StoreUnreachable(HistoryError):
@@ -187,7 +188,7 @@ class PostgresHistory:
             (name, scope, mark, last_run),
         )
 
-    def claim(self, run: Run, incarnation: str, most: int = 0) -> str:
+    def claim(self, run: Run, incarnation: str, most: int = 0, pool: Optional[Pool] = None) -> str:
         """Record a scheduled run if no node has recorded its instant, while our lease holds.
 
         `most` caps the job's runs at once across the cluster (its `max_concurrent`):
@@ -195,20 +196,33 @@ class PostgresHistory:
         "skipped" (recorded here, not run) or "taken" (another node has the instant, or
         our lease is gone).  See `claim_many`.
         """
-        return self.claim_many([(run, incarnation, most)])[0]
+        return self.claim_many([(run, incarnation, most, pool)])[0]
 
-    def claim_many(self, claims: Sequence[tuple[Run, str, int]]) -> list[str]:
+    def claim_many(self, claims: Sequence[tuple[Run, str, int, Optional[Pool]]]) -> list[str]:
         """Several claims in one round trip to the server (a pipeline); each is one call of
         the database's `cronplus_claim`, its own transaction: the lease check, the job's
         count under an advisory lock (claims of one job take turns), the insert the
-        unique index lets one node win, and the job's mark moving with it."""
+        unique index lets one node win, and the job's mark moving with it.  A cluster-wide
+        pool (name, its jobs, its size) is counted the same way, under its own lock."""
         from psycopg.types.json import Jsonb
 
-        statement = "SELECT cronplus_claim(jsonb_populate_record(NULL::runs, %s), %s, %s)"
+        statement = (
+            "SELECT cronplus_claim(jsonb_populate_record(NULL::runs, %s), %s, %s, %s, %s, %s)"
+        )
         with self.db.pipeline():
             cursors = [
-                self.db.execute(statement, (Jsonb(_json(run)), incarnation, most))
-                for run, incarnation, most in claims
+                self.db.execute(
+                    statement,
+                    (
+                        Jsonb(_json(run)),
+                        incarnation,
+                        most,
+                        pool[0] if pool else "",
+                        list(pool[1]) if pool else [],
+                        pool[2] if pool else 0,
+                    ),
+                )
+                for run, incarnation, most, pool in claims
             ]
         return [str(cursor.fetchone()[0]) for cursor in cursors]
 

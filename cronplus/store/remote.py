@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from ..errors import HistoryError
-from .postgres import BLOCK, PostgresHistory, Scope
+from .postgres import BLOCK, Pool, PostgresHistory, Scope
 from .records import Changes, Run
 from .sqlite import Snapshot
 from .thread import StoreThread
@@ -138,13 +138,15 @@ class RemoteRunStore(RunStore):
 
     # --- claims ----------------------------------------------------------------------------
 
-    def claim(self, claims: Sequence[tuple[Run, int]], incarnation: str, done: Claimed) -> None:
+    def claim(
+        self, claims: Sequence[tuple[Run, int, Optional[Pool]]], incarnation: str, done: Claimed
+    ) -> None:
         """Ask the database, in one round trip, to record each run for this node unless its
-        instant has a row (with each job's runs at once across the cluster)."""
-        asked = [(run, incarnation, most) for run, most in claims]
+        instant has a row (with each job's runs at once, and its pool's, across the cluster)."""
+        asked = [(run, incarnation, most, pool) for run, most, pool in claims]
 
         def answered(outcomes: Optional[list[str]], error: Optional[BaseException]) -> None:
-            for (run, _), outcome in zip(claims, outcomes or ["taken"] * len(claims)):
+            for (run, _, _), outcome in zip(claims, outcomes or ["taken"] * len(claims)):
                 won = error is None and outcome == "won"
                 if won:
                     self._open[run.id] = run  # written: only later changes go in a batch

@@ -147,8 +147,9 @@ POSTGRES_MIGRATIONS: Sequence[str] = (
         max_workers INTEGER NOT NULL DEFAULT 0
     );
     CREATE SEQUENCE run_blocks START 1;
-    CREATE FUNCTION cronplus_claim(claimed runs, incarnation TEXT, most INTEGER)
-    RETURNS TEXT LANGUAGE plpgsql AS $claim$
+    CREATE FUNCTION cronplus_claim(
+        claimed runs, incarnation TEXT, most INTEGER, pool TEXT, pool_jobs TEXT[], pool_most INTEGER
+    ) RETURNS TEXT LANGUAGE plpgsql AS $claim$
     DECLARE
         busy INTEGER;
         inserted BIGINT;
@@ -167,6 +168,17 @@ POSTGRES_MIGRATIONS: Sequence[str] = (
                 claimed.state := 'skipped';
                 claimed.ended := claimed.created;
                 claimed.reason := 'skipped: overlap: ' || busy
+                    || ' run(s) already running in the cluster';
+            END IF;
+        END IF;
+        IF pool_most > 0 AND claimed.state <> 'skipped' THEN
+            PERFORM pg_advisory_xact_lock(hashtext('pool:' || pool));
+            SELECT count(*) INTO busy FROM runs WHERE job = ANY(pool_jobs)
+                AND (state = 'running' OR (state = 'pending' AND node <> ''));
+            IF busy >= pool_most THEN
+                claimed.state := 'skipped';
+                claimed.ended := claimed.created;
+                claimed.reason := 'skipped: pool ' || pool || ': ' || busy
                     || ' run(s) already running in the cluster';
             END IF;
         END IF;

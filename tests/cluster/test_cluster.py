@@ -323,7 +323,7 @@ jobs:
         lambda: cluster.query("SELECT count(*) FROM runs WHERE job = 'tick'")[0][0] >= 3
     )
     assert ctl(a.dir, "pause", "tick").returncode == 0
-    time.sleep(4)  # a lease renewal or two: node b has heard of it
+    time.sleep(6)  # a few lease renewals: node b has heard of it
     since = time.time() - 2
     recent = cluster.query(
         "SELECT state, node FROM runs WHERE job = 'tick' AND scheduled > %s", since
