@@ -35,8 +35,8 @@ from .errors import ConfigError, ConfigProblem, CronplusError, HistoryError
 from .events import Watchers
 from .ledger import InstantLedger
 from .model import Config, Job, Outcome, RunState, Trigger
-from .notifications import Notifications
 from .notify import Event, event_for
+from .notify.outbox import Notifications
 from .operations import Operations
 from .paths import Paths, add_instance_arguments, resolve
 from .planning import Planner

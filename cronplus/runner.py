@@ -25,7 +25,7 @@ from typing import Callable, Optional
 from .clock import Clock
 from .containment import Containment, OverLimit, RunGroup
 from .model import Job, Outcome
-from .notify import desktop_argv, session_environment
+from .notify.desktop import desktop_argv, session_environment
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 PASSED_THROUGH = ("LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE")

@@ -12,12 +12,12 @@ import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .model import Config, Job, Outcome, ScheduleKind, ScheduleSpec
-from .notify import Event, notifier_command
+from ..model import Config, Job, Outcome, ScheduleKind, ScheduleSpec
+from . import Event, notifier_command
 
 if TYPE_CHECKING:
-    from .runner import Runner, RunResult
-    from .store import RunStore
+    from ..runner import Runner, RunResult
+    from ..store import RunStore
 
 NO_SCHEDULE = ScheduleSpec(ScheduleKind.AT, at_local="1970-01-01T00:00")  # notifier runs
 
