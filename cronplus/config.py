@@ -328,6 +328,14 @@ def _job(
             file, key_node, path, f"found {found}, expected exactly one of command or notify"
         )
 
+    if "stdin" in merged and "notify" in merged:
+        entry = merged["stdin"]
+        reader.problem(
+            entry.file,
+            entry.node,
+            f"{path}.stdin",
+            "a notify job reads no input, expected stdin with a command",
+        )
     zone_name = merged["timezone"].value if "timezone" in merged else default_zone
     spec = None
     if len(kinds) == 1 and kinds[0] in own:

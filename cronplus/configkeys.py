@@ -135,6 +135,9 @@ JOB_KEYS: dict[str, Converter] = {
     "timezone": _timezone,
     "command": _command,
     "notify": _notify,
+    "stdin": lambda v: convert.text(
+        v, "the text the command reads on its standard input", allow_empty=True
+    ),
     "user": _user,
     "workdir": lambda v: convert.text(v, "a directory"),
     "env": _env,

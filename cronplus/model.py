@@ -124,6 +124,7 @@ class Job:
     timezone: str
     command: Union[str, tuple[str, ...], None] = None
     notify: Optional[Notification] = None
+    stdin: Optional[str] = None  # fed to the command through a pipe; None: /dev/null
     user: Optional[str] = None
     workdir: Optional[str] = None
     env: Mapping[str, str] = field(default_factory=dict)
