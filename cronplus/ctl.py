@@ -424,10 +424,11 @@ class Ctl:
         """A crontab as cronplus YAML on stdout; lines cron would reject on stderr, exit 1."""
         source = self.args.file or "-"
         if source == "-":
-            text, name = sys.stdin.read(), "standard input"
+            data, name = sys.stdin.buffer.read(), "standard input"
+            text = data.decode("utf-8", "surrogateescape")
         else:
-            try:
-                with open(source, encoding="utf-8", errors="surrogateescape") as handle:
+            try:  # as cron reads it: no newline translation
+                with open(source, encoding="utf-8", errors="surrogateescape", newline="") as handle:
                     text = handle.read()
             except OSError as exc:
                 raise CronplusError(f"{source}: {exc.strerror}") from None
