@@ -145,6 +145,15 @@ class Job:
     on_failure: tuple[str, ...] = ()
     on_success: tuple[str, ...] = ()
     on_retry: tuple[str, ...] = ()
+    on_recovery: Optional[tuple[str, ...]] = None  # None: the on_failure notifiers
+    alerts: str = (
+        "changes"  # changes: on_failure hears a job start failing; every-run: each failure
+    )
+    alert_digest: float = 86400.0  # while failing, one digest per this many seconds (0: none)
+    grace: float = 300.0  # an instant not started this long after its time is missed
+    no_success_within: Optional[float] = None  # alarm when no run succeeded for this long
+    mail_to: tuple[str, ...] = ()  # email notifiers that get a run's output
+    mail_output: str = "always"  # always (when it printed anything), on-failure or never
     output_limit: int = 64 * 1024
     description: str = ""
     source: str = ""  # file:line where the job is defined

@@ -49,14 +49,15 @@ class Notifications:
             notifier = config.notifiers.get(name)
             if notifier is None:
                 continue
-            argv, env = notifier_command(notifier, event)
+            delivery = notifier_command(notifier, event)
             job = Job(
                 name=f"notifier:{name}",
                 schedule=NO_SCHEDULE,
                 timezone="UTC",
-                command=tuple(argv),
-                env=env,
-                timeout=60.0,
+                command=tuple(delivery.argv),
+                stdin=delivery.stdin,
+                env=delivery.env,
+                timeout=delivery.timeout,
                 kill_grace=5.0,
                 output_limit=4096,
             )
