@@ -22,19 +22,17 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-aiosmtpd = pytest.importorskip("aiosmtpd")
-from aiosmtpd.controller import Controller  # noqa: E402
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session  # noqa: E402
-
-from cronplus import config  # noqa: E402
-from cronplus.errors import ConfigError  # noqa: E402
+from cronplus import config
+from cronplus.errors import ConfigError
 from cronplus.model import (
     Config,
     Notifier,
 )
-from cronplus.notify import Event, notifier_command  # noqa: E402
-from cronplus.notify.mail import message  # noqa: E402
+from cronplus.notify import Event, notifier_command
+from cronplus.notify.mail import message
 
 HOST = "cronbox"
 FAILURE = Event(
