@@ -32,6 +32,12 @@ class Watcher:
         """A run reached a final state (including skipped and lost); `job` is None
         when it is no longer configured."""
 
+    def run_queued(self, job: Job, run: Run, now: datetime) -> None:
+        """A run was handed to the caps to wait for room (it may start in this same turn)."""
+
+    def run_failed(self, job: Job, run: Run, now: datetime) -> None:
+        """A run failed for good: no retry follows it (after `run_ended`)."""
+
     def instants_missed(self, job: Job, runs: Sequence[Run], now: datetime) -> None:
         """Instants of `job` were recorded missed (or skipped while paused)."""
 
@@ -67,6 +73,12 @@ class Watchers(Watcher):
 
     def run_ended(self, job: Optional[Job], run: Run, now: datetime) -> None:
         self._each("run_ended", job, run, now)
+
+    def run_queued(self, job: Job, run: Run, now: datetime) -> None:
+        self._each("run_queued", job, run, now)
+
+    def run_failed(self, job: Job, run: Run, now: datetime) -> None:
+        self._each("run_failed", job, run, now)
 
     def instants_missed(self, job: Job, runs: Sequence[Run], now: datetime) -> None:
         self._each("instants_missed", job, runs, now)

@@ -133,6 +133,7 @@ def delivery(notifier: Notifier, event: Event, host: str) -> Delivery:
     timeout = float(options.get("timeout", DEFAULT_TIMEOUT))  # type: ignore[arg-type]
     retry_for = float(options.get("retry_for", DEFAULT_RETRY_FOR))  # type: ignore[arg-type]
     env = {
+        **event.environment(),
         "CRONPLUS_MAIL_TRANSPORT": str(options.get("transport", "sendmail")),
         "CRONPLUS_MAIL_TO": ",".join(str(a) for a in options["to"]),  # type: ignore[attr-defined]
         "CRONPLUS_MAIL_FROM": str(options.get("from") or f"cronplus@{host}"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .records import FAILED_STATES, OPEN_STATES, JobState, Run
+from .records import FAILED_STATES, OPEN_STATES, AlertState, JobState, Run
 from .schema import SCHEMA_VERSION
 from .sqlite import HistoryUnavailable, SqliteHistory, open_daemon_history, read_snapshot
 from .writebehind import Report, RunStore
@@ -42,6 +42,7 @@ __all__ = [
     "FAILED_STATES",
     "OPEN_STATES",
     "SCHEMA_VERSION",
+    "AlertState",
     "JobState",
     "Run",
     "RunStore",

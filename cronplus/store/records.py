@@ -49,6 +49,20 @@ class JobState:
     paused: bool
 
 
+@dataclass(frozen=True)
+class AlertState:
+    """What a job's alarms remember across restarts (see `alerts`)."""
+
+    job: str
+    failing_since: Optional[float] = None  # failing or missing runs since then; None: fine
+    told: Optional[float] = None  # when its notifiers last heard of it (the start, a digest)
+    untold: int = 0  # failures and missed instants since then
+    last_success: Optional[float] = None  # when a run of it last succeeded
+    watched_since: Optional[float] = None  # when no_success_within began to watch it
+    overdue: Optional[float] = None  # when the no-success alarm was raised; None: not raised
+
+
+ALERT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AlertState))
 RUN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Run))
 OPEN_STATES = (RunState.PENDING.value, RunState.RUNNING.value)
 FAILED_STATES = tuple(s.value for s in RunState if s.failed)

@@ -55,5 +55,17 @@ SQLITE_MIGRATIONS: Sequence[str] = (
     CREATE INDEX runs_missed ON runs(job, scheduled) WHERE state = 'missed';
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 5: what each job's alarms remember: failing since, last told, last success
+    """
+    CREATE TABLE alerts (
+        job TEXT PRIMARY KEY,
+        failing_since REAL,
+        told REAL,
+        untold INTEGER NOT NULL DEFAULT 0,
+        last_success REAL,
+        watched_since REAL,
+        overdue REAL
+    );
+    """,
 )
 SCHEMA_VERSION = len(SQLITE_MIGRATIONS)

@@ -21,7 +21,15 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from ..errors import HistoryError
-from .records import FAILED_STATES, OPEN_STATES, RUN_COLUMNS, JobState, Run
+from .records import (
+    ALERT_COLUMNS,
+    FAILED_STATES,
+    OPEN_STATES,
+    RUN_COLUMNS,
+    AlertState,
+    JobState,
+    Run,
+)
 from .schema import SCHEMA_VERSION, SQLITE_MIGRATIONS
 
 FILE_MODE = 0o600
@@ -33,6 +41,11 @@ WRITER_BUSY_MS = 100
 READER_BUSY_MS = 5000
 _SELECT = ", ".join(RUN_COLUMNS)
 _WITHOUT_OUTPUT = _SELECT.replace("output,", "NULL AS output,", 1)
+_UPSERT_ALERT = (
+    f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in ALERT_COLUMNS)}) ON CONFLICT(job) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in ALERT_COLUMNS if c != "job")
+)
 _UPSERT_RUN = (
     f"INSERT INTO runs ({_SELECT}) VALUES ({', '.join('?' for _ in RUN_COLUMNS)})"
     " ON CONFLICT(id) DO UPDATE SET "
@@ -49,9 +62,10 @@ class Changes:
     notes: list[tuple[str, int]] = field(default_factory=list)  # (note, run id): rows not in memory
     prune: dict[str, int] = field(default_factory=dict)  # job -> finished runs to keep
     meta: dict[str, str] = field(default_factory=dict)
+    alerts: dict[str, AlertState] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.runs or self.jobs or self.notes or self.prune or self.meta)
+        return bool(self.runs or self.jobs or self.notes or self.prune or self.meta or self.alerts)
 
 
 def is_corrupt(exc: BaseException) -> bool:
@@ -217,6 +231,7 @@ class SqliteHistory:
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 list(changes.meta.items()),
             )
+            db.executemany(_UPSERT_ALERT, [_alert_row(a) for a in changes.alerts.values()])
             for job, keep in changes.prune.items():
                 db.execute(
                     "DELETE FROM runs WHERE job = ? AND state NOT IN (?, ?) AND id < ("
@@ -282,6 +297,10 @@ class SqliteHistory:
         ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
+    def alert_states(self) -> dict[str, AlertState]:
+        rows = self.db.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts").fetchall()
+        return {row[0]: AlertState(*row) for row in rows}
+
     def largest_run_id(self) -> int:
         row = self.db.execute(
             "SELECT MAX(m) FROM (SELECT MAX(id) AS m FROM runs"
@@ -297,6 +316,10 @@ class CorruptHistory(HistoryError):
 class HistoryUnavailable(HistoryError):
     """The file cannot be opened or written now (a full disk, an I/O error, a read-only
     file system); it may be later."""
+
+
+def _alert_row(state: AlertState) -> tuple[Any, ...]:
+    return tuple(getattr(state, column) for column in ALERT_COLUMNS)
 
 
 def _row(run: Run) -> tuple[Any, ...]:
@@ -318,6 +341,7 @@ class Snapshot:
     largest_run_id: int
     open_runs: list[Run]
     job_states: dict[str, JobState]
+    alert_states: dict[str, AlertState] = field(default_factory=dict)
 
 
 def open_daemon_history(path: str, now: datetime) -> tuple[SqliteHistory, Snapshot, Optional[str]]:
@@ -339,6 +363,7 @@ def _open_with_snapshot(path: str) -> tuple[SqliteHistory, Snapshot]:
             history.largest_run_id(),
             history.open_runs(),
             history.job_states(),
+            history.alert_states(),
         )
     except sqlite3.Error as exc:
         history.close()
@@ -366,6 +391,7 @@ def read_snapshot(path: str) -> Snapshot:
             reader.largest_run_id(),
             reader.open_runs(),
             reader.job_states(),
+            reader.alert_states(),
         )
     except sqlite3.Error as exc:
         raise HistoryError(f"{path}: {exc}") from exc
