@@ -461,10 +461,12 @@ def _job(
         values["workdir"] = os.path.join(
             os.path.dirname(file), os.path.expanduser(values["workdir"])
         )
+    mark = own[kinds[0]].node.start_mark
     return Job(
         name=name,
         schedule=spec,
         timezone=zone_name,
         source=f"{file}:{key_node.start_mark.line + 1}",
+        schedule_at=f"{own[kinds[0]].file}:{mark.line + 1}:{mark.column + 1}",
         **values,
     )

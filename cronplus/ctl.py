@@ -45,6 +45,11 @@ EXIT_NO_SUCH = 6
 EXIT_NOT_RUNNING = 7  # LSB: an action needs the program running
 FAILED_WORDS = ("failed", "timed-out", "memory-limit", "lost", "interrupted", "missed")
 COLOURS = {"succeeded": "32", "running": "36", "skipped": "33", "pending": "33", "paused": "33"}
+DST_WORDS = {
+    "moved": "moved: its time does not exist that day",
+    "merged": "merged: several times land here",
+    "repeated": "repeated hour: second pass",
+}
 FAULT_EXIT = {
     FaultCode.NOT_ALLOWED: EXIT_NOT_ALLOWED,
     FaultCode.NO_SUCH_JOB: EXIT_NO_SUCH,
@@ -184,15 +189,39 @@ class Ctl:
             plural = "s" if count != 1 else ""
             print(f"{file}: {count} problem{plural}, configuration rejected", file=sys.stderr)
             return EXIT_ERROR
+        warnings = self._dst_warnings(loaded)
+        if warnings and self.args.strict:
+            plural = "s" if warnings != 1 else ""
+            print(f"{file}: {warnings} warning{plural}, rejected (--strict)", file=sys.stderr)
+            return EXIT_ERROR
         drop_ins = len(loaded.files) - 1
         self.out(
             f"{file}: ok, {len(loaded.jobs)} jobs" + (f" ({drop_ins} drop-ins)" if drop_ins else "")
         )
         return EXIT_OK
 
+    def _dst_warnings(self, loaded: Config) -> int:
+        """Daylight-saving changes of the next 12 months that move, merge or repeat runs."""
+        from datetime import timedelta
+
+        from .schedule import build_rule, dst_notes
+
+        now = self.clock.now()
+        start = now.replace(minute=0, second=0, microsecond=0)  # shared by every job: cached
+        warnings = 0
+        for name, job in sorted(loaded.jobs.items()):
+            rule = build_rule(job.schedule, job.timezone)
+            key = {"cron": "schedule", "every": "every", "at": "at"}[job.schedule.kind.value]
+            for note in dst_notes(rule, start, start + timedelta(days=365)):
+                level = "warning" if note.warning else "note"
+                where = job.schedule_at or job.source
+                print(f"{where}: {level}: jobs.{name}.{key}: {note.message}", file=sys.stderr)
+                warnings += note.warning
+        return warnings
+
     def next(self) -> int:
         from .config import machine_zone
-        from .schedule import CronRule, Rule, build_rule, next_instants
+        from .schedule import CronRule, Rule, build_rule, dst_mark, next_instants
 
         args = self.args
         if args.expr and args.job:
@@ -203,28 +232,34 @@ class Ctl:
             zone_name = args.tz or machine_zone()
             rule: Rule = CronRule(args.expr, zone_name)
             after = parse_instant(args.after, zone_name) if args.after else self.clock.now()
-            instants = [iso_utc(i.timestamp()) for i in next_instants(rule, after, args.n)]
+            found = next_instants(rule, after, args.n)
+            instants = [iso_utc(i.timestamp()) for i in found]
+            marks = [dst_mark(rule, i) for i in found]
         elif args.after:  # a question about the schedule alone: no daemon needed
             job = self._offline_job(args.job)
             zone_name = job.timezone
             rule = build_rule(job.schedule, zone_name)
             after = parse_instant(args.after, zone_name)
-            instants = [iso_utc(i.timestamp()) for i in next_instants(rule, after, args.n)]
+            found = next_instants(rule, after, args.n)
+            instants = [iso_utc(i.timestamp()) for i in found]
+            marks = [dst_mark(rule, i) for i in found]
         else:
             try:
                 answer = self.ask("next", job=args.job, count=args.n)
                 zone_name, instants = answer["timezone"], answer["next"]
+                marks = answer.get("marks") or [None] * len(instants)
             except DaemonDown:
                 self.not_running_note()
-                zone_name, instants = self._offline_next(args.job, args.n)
-        self.emit(
-            instants,
-            lambda: table(
-                [f"LOCAL ({zone_name})", "UTC"],
-                [[local_time(i, zone_name), i or "-"] for i in instants],
-                str,
-            ),
-        )
+                zone_name, instants, marks = self._offline_next(args.job, args.n)
+        value: Any = instants
+        if args.marks:
+            value = [{"at": i, "dst": m} for i, m in zip(instants, marks)]
+        headers = [f"LOCAL ({zone_name})", "UTC"]
+        rows = [[local_time(i, zone_name), i or "-"] for i in instants]
+        if any(marks):  # a column only when daylight saving moved or merged a run
+            headers.append("DST")
+            rows = [[*row, DST_WORDS.get(m or "", "")] for row, m in zip(rows, marks)]
+        self.emit(value, lambda: table(headers, rows, str))
         return EXIT_OK
 
     def _offline_job(self, name: str) -> Job:
@@ -233,13 +268,16 @@ class Ctl:
             raise CronplusError(f'no job named "{name}" in {self.paths.config}')
         return loaded.jobs[name]
 
-    def _offline_next(self, name: str, count: int) -> tuple[str, list[Optional[str]]]:
-        from .schedule import build_rule, upcoming_instants
+    def _offline_next(
+        self, name: str, count: int
+    ) -> tuple[str, list[Optional[str]], list[Optional[str]]]:
+        from .schedule import build_rule, dst_mark, upcoming_instants
 
         job = self._offline_job(name)
         rule = build_rule(job.schedule, job.timezone)
         instants = upcoming_instants(rule, self.clock.now(), self._last_scheduled(name), count)
-        return job.timezone, [iso_utc(i.timestamp()) for i in instants]
+        marks = [dst_mark(rule, i) for i in instants]
+        return job.timezone, [iso_utc(i.timestamp()) for i in instants], marks
 
     def _last_scheduled(self, name: str) -> Optional[float]:
         try:
@@ -533,8 +571,16 @@ def build_parser() -> argparse.ArgumentParser:
     nxt.add_argument("--tz", help="zone for --expr (default: the machine's)")
     nxt.add_argument("--after", help="strictly after this ISO 8601 instant (default: now)")
     nxt.add_argument("-n", type=int, default=5, help="how many (default 5)")
+    nxt.add_argument(
+        "--marks",
+        action="store_true",
+        help='with --json: objects {"at": ..., "dst": moved|merged|repeated|null}',
+    )
     check = command("check", "validate a config file and its drop-ins", json_flag=False)
     check.add_argument("file", nargs="?", help="the file to check (default: the config)")
+    check.add_argument(
+        "--strict", action="store_true", help="daylight-saving warnings are errors (exit 1)"
+    )
     command("reload", help_of["reload"])
     command("version", "versions of cronplusctl and the running daemon")
     command("health", help_of["health"] + " (exit 1 when it does not)")

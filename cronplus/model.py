@@ -157,6 +157,7 @@ class Job:
     output_limit: int = 64 * 1024
     description: str = ""
     source: str = ""  # file:line where the job is defined
+    schedule_at: str = ""  # file:line:column of its schedule (schedule, every or at)
 
 
 @dataclass(frozen=True)

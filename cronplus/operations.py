@@ -17,7 +17,7 @@ from .control import Access, Caller, Fault, FaultCode, Method
 from .controlserver import Gate, Offload
 from .model import Job, RunState, Trigger
 from .report import DAY, job_record, run_record
-from .schedule import build_rule, next_instants, upcoming_instants
+from .schedule import build_rule, dst_mark, next_instants, upcoming_instants
 from .store import Run, RunStore
 from .store.readers import ThreadReaders
 from .store.writebehind import add_counts, merge_runs, with_notes
@@ -250,6 +250,7 @@ class Operations:
                 "job": job.name,
                 "timezone": job.timezone,
                 "next": [iso_utc(i.timestamp()) for i in instants],
+                "marks": [dst_mark(rule, i) for i in instants],  # daylight saving, per instant
             }
 
         return Offload(work)
