@@ -41,6 +41,7 @@ AT_NAMES = {
 }
 BLANKS = " \t"
 NAME = re.compile(r"[^ \t=]*")
+SETTING = re.compile(r"""("[^"]*"|'[^']*'|[A-Za-z_][^ \t=]*)[ \t]*=""")
 CRON_PATH = "/usr/bin:/bin"  # what cron(8) gives a job without PATH=
 SENDMAIL = "/usr/sbin/sendmail"  # what cron mails through
 
@@ -167,7 +168,8 @@ def normalize_field(text: str, index: int) -> str:
 def split_percent(command: str) -> tuple[str, Optional[str]]:
     """The `%` rule: an unescaped % ends the command; the rest is stdin, % as newlines.
 
-    `\\%` is a literal % in both parts; any other backslash stays as written.
+    `\\%` is a literal % in both parts; any other backslash stays as written; the input
+    ends with a newline, as cron gives it.
     """
     out, rest, i = [], None, 0
     while i < len(command):
@@ -184,6 +186,8 @@ def split_percent(command: str) -> tuple[str, Optional[str]]:
     if rest is None:
         return "".join(out), None
     stdin = rest.replace("\\%", "\0").replace("%", "\n").replace("\0", "%")
+    if stdin and not stdin.endswith("\n"):
+        stdin += "\n"  # cron ends the input with a newline
     return "".join(out), stdin
 
 
@@ -229,7 +233,13 @@ def parse(text: str, system: bool = False, user: Optional[str] = None) -> Conver
         try:
             job = _entry(line, number, system, user, env, shell, zone)
         except ValueError as exc:
-            result.problems.append(f"line {number}: {exc}; skipped: {line.strip()}")
+            said = str(exc)
+            if SETTING.match(line):
+                said = (
+                    "not a setting as cron reads NAME=value (a quote left open, text after the"
+                    f" closing quote, or no value), so a job line, and {said}"
+                )
+            result.problems.append(f"line {number}: {said}; skipped: {line.strip()}")
             continue
         job.mail = _mailer(result, mailto, mailfrom, mail_line)
         result.jobs.append(job)
@@ -281,6 +291,7 @@ def _entry(
             item, rest = _word(rest)
             if not item:
                 raise Refused(f"bad {FIELDS[index][0]}: expected five time fields and a command")
+            normalize_field(item, index)  # the first bad field is the one cron names
             fields.append(item)
         schedule = " ".join(normalize_field(fields[i], i) for i in range(5))
         schedule = _faithful(schedule, fields)

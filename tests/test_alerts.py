@@ -232,7 +232,5 @@ jobs:
 
 
 def test_the_first_deadline_is_none_without_alarms(tmp_path: Path) -> None:
-    daemon, _, _ = make_daemon(
-        tmp_path, 'jobs:\n  a: {schedule: "0 0 1 1 *", command: "true"}\n'
-    )
+    daemon, _, _ = make_daemon(tmp_path, 'jobs:\n  a: {schedule: "0 0 1 1 *", command: "true"}\n')
     assert daemon.alerts is not None and daemon.alerts.deadline() is None

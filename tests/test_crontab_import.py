@@ -163,7 +163,11 @@ def test_edge_cases_convert_as_crontab_5_says(tmp_path: Path) -> None:
     assert mail["command"] == ["/bin/bash", "-c", 'mail -s "daily report" root']
     assert mail["stdin"] == "Hello,\nthe numbers are 10% up.\n"
     assert yaml.safe_load(out)["notifiers"] == {
-        "mail-ops-example-org": {"type": "email", "transport": "sendmail", "to": ["ops@example.org"]}
+        "mail-ops-example-org": {
+            "type": "email",
+            "transport": "sendmail",
+            "to": ["ops@example.org"],
+        }
     }
     assert {(j["mail_to"][0], j["mail_output"]) for j in data.values()} == {
         ("mail-ops-example-org", "always")
@@ -175,7 +179,8 @@ def test_edge_cases_convert_as_crontab_5_says(tmp_path: Path) -> None:
 
 def test_the_percent_rule() -> None:
     assert crontab.split_percent("date +\\%Y") == ("date +%Y", None)
-    assert crontab.split_percent("cat%a%b") == ("cat", "a\nb")
+    assert crontab.split_percent("cat%a%b") == ("cat", "a\nb\n")  # cron ends it with a newline
+    assert crontab.split_percent("cat%") == ("cat", "")
     assert crontab.split_percent("cat%a\\%b%") == ("cat", "a%b\n")
 
 
