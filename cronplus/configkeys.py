@@ -141,7 +141,7 @@ def _digest(value: Any) -> float:
 def _within(value: Any) -> Optional[float]:
     if value is None or value == "none":
         return None
-    return convert.duration(value, minimum=60, maximum=MAX_TIMEOUT)
+    return convert.duration(value, minimum=1, maximum=MAX_TIMEOUT)
 
 
 def _mail_output(value: Any) -> str:
