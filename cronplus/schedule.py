@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Optional, Protocol
+from typing import Optional, Protocol, cast
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -502,6 +502,14 @@ def _local_name(instant: datetime, tz: ZoneInfo) -> str:
 def _walls(rule: Rule, start: datetime, end: datetime) -> list[datetime]:
     """The nominal wall times of a fixed rule in [start, end), naive."""
     if isinstance(rule, CronRule):
+        hours = rule._walls.expanded[1]
+        if hours != ["*"]:  # most rules have no hour in a stretch of an hour or two
+            stretch, hour = set(), start.replace(minute=0, second=0)
+            while hour < end:
+                stretch.add(hour.hour)
+                hour += timedelta(hours=1)
+            if not stretch.intersection(int(h) for h in hours):
+                return []
         out: list[datetime] = []
         wall = rule._next_wall(start - timedelta(seconds=1))
         while wall is not None and wall < end:
@@ -535,11 +543,17 @@ def dst_notes(rule: Rule, start: datetime, end: datetime) -> list[DstNote]:
         if tz is None:
             continue
         for change in transitions(tz.key, start, end):
-            notes += _change_notes(one, tz, change)
+            notes += _change_notes(cast(Hashable, one), tz, change)
     return notes
 
 
-def _change_notes(rule: Rule, tz: ZoneInfo, change: Transition) -> list[DstNote]:
+@lru_cache(maxsize=8192)
+def _change_notes(rule: Hashable, tz: ZoneInfo, change: Transition) -> tuple[DstNote, ...]:
+    """What one change does to one rule; rules are shared (`cron_rule`), and so is this."""
+    return tuple(_notes_of_change(cast(Rule, rule), tz, change))
+
+
+def _notes_of_change(rule: Rule, tz: ZoneInfo, change: Transition) -> list[DstNote]:
     gap_start, gap_end = change.skipped
     repeat_start, repeat_end = change.repeated
     zone_name = tz.key
