@@ -59,6 +59,7 @@ class Alerts(Watcher):
         self.jobs: dict[str, Job] = {}
         self.waiting: dict[int, tuple[str, float]] = {}  # queued run -> (job, when it is missed)
         self.mailed: dict[int, tuple[str, ...]] = {}  # failed run -> notifiers mailed its output
+        self.watched: set[str] = set()  # jobs in trouble or with no_success_within: tick's work
         self._deadline: Optional[float] = None
         self._stale = True  # the deadline is recomputed before it is next read
 
@@ -73,6 +74,12 @@ class Alerts(Watcher):
             elif job.no_success_within is None and state.watched_since is not None:
                 self._save(dataclasses.replace(state, watched_since=None, overdue=None))
         self.waiting = {k: v for k, v in self.waiting.items() if v[0] in self.jobs}
+        self.watched = {name for name, job in self.jobs.items() if job.no_success_within}
+        self.watched |= {
+            name
+            for name, state in self.store.alert_states().items()
+            if name in self.jobs and state.failing_since is not None
+        }
         self._stale = True
 
     def run_queued(self, job: Job, run: Run, now: datetime) -> None:
@@ -132,7 +139,7 @@ class Alerts(Watcher):
             if until <= stamp:
                 del self.waiting[run_id]
                 self._still_waiting(name, run_id, now)
-        for job in self.jobs.values():
+        for job in [self.jobs[name] for name in sorted(self.watched) if name in self.jobs]:
             state = self.store.alert_state(job.name)
             digest = self._digest_due(job, state)
             if digest is not None and digest <= stamp:
@@ -147,9 +154,7 @@ class Alerts(Watcher):
 
     def _next_deadline(self) -> Optional[float]:
         times = [until for _, until in self.waiting.values()]
-        for job in self.jobs.values():
-            if job.no_success_within is None and not (job.alert_digest and job.on_failure):
-                continue
+        for job in [self.jobs[name] for name in self.watched if name in self.jobs]:
             state = self.store.alert_state(job.name)
             digest = self._digest_due(job, state)
             if digest is not None:
@@ -275,6 +280,11 @@ class Alerts(Watcher):
 
     def _save(self, state: AlertState) -> None:
         self.store.set_alert_state(state)
+        job = self.jobs.get(state.job)
+        if state.failing_since is not None or (job is not None and job.no_success_within):
+            self.watched.add(state.job)
+        else:
+            self.watched.discard(state.job)
         self._stale = True
 
 

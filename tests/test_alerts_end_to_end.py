@@ -99,3 +99,27 @@ def test_missed_and_no_success_alarms_across_a_stop_and_a_restart(
     [missed] = [e for e in said if e.startswith("missed:")]
     assert missed.endswith("(missed: the daemon was down)"), missed
     assert said[-1].startswith("recovery: sync succeeded again (run ")
+
+
+def test_a_mail_server_that_is_down_is_noted_on_the_run_and_the_daemon_goes_on(
+    tmp_path: Path, daemon_factory: Callable[[str], DaemonProcess]
+) -> None:
+    port = free_port()  # nothing listens there
+    daemon = daemon_factory(
+        f"""
+        notifiers:
+          mail: {{type: email, host: 127.0.0.1, port: {port}, tls: none, to: ops@example.org, retry_for: 2s, timeout: 1s}}
+        jobs:
+          backup: {{schedule: "0 0 1 1 *", command: "exit 3", on_failure: [mail]}}
+        """
+    )
+    daemon.start()
+    from test_end_to_end import ctl
+
+    assert ctl(tmp_path, "run", "backup").returncode == 0
+    daemon.wait_for(lambda: any(r["notes"] for r in daemon.runs("backup")))
+    [run] = daemon.runs("backup")
+    assert run["state"] == "failed"
+    assert run["notes"].startswith("notifier mail failed: exit code 1: attempt 1: 127.0.0.1:")
+    assert "gave up after 2 attempts in 2s" in run["notes"]
+    assert ctl(tmp_path, "status").returncode == 0  # the daemon goes on
