@@ -250,7 +250,7 @@ class Operations:
                 "job": job.name,
                 "timezone": job.timezone,
                 "next": [iso_utc(i.timestamp()) for i in instants],
-                "marks": [dst_mark(rule, i) for i in instants],  # daylight saving, per instant
+                "marks": [dst_mark(rule, i) for i in paced(instants, gate)],  # daylight saving
             }
 
         return Offload(work)
