@@ -217,6 +217,12 @@ def parse(text: str, system: bool = False, user: Optional[str] = None) -> Conver
         assignment = environment_line(line)
         if assignment is not None:
             name, value = assignment
+            if name in ("CRON_TZ", "TZ") and value != zone:
+                result.notes.append(
+                    f"line {number}: {name}={value}: the jobs after it are scheduled in {value};"
+                    " Debian's cron schedules in the machine's zone and only hands TZ to the"
+                    " command (drop their timezone: to keep cron's times)"
+                )
             if name == "CRON_TZ":
                 zone = value
             elif name == "MAILTO":

@@ -302,6 +302,10 @@ def test_a_user_crontab_imported_for_a_named_user(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
+    assert (
+        "# line 1: TZ=Europe/Paris: the jobs after it are scheduled in Europe/Paris; Debian's cron"
+        " schedules in the machine's zone" in done.stdout
+    )
     job = yaml.safe_load(done.stdout)["jobs"]["wake-up"]
     assert (job["user"], job["timezone"], job["env"]["TZ"]) == (
         "nobody",

@@ -373,3 +373,20 @@ def test_a_missing_sendmail_is_a_clear_failure(tmp_path: Path) -> None:
         done.stderr.strip()
         == f"attempt 1: {tmp_path}/sendmail: no such program (is a mail transfer agent installed?)"
     )
+
+
+def test_implicit_tls_with_a_private_authority(certificate: tuple[Path, Path]) -> None:
+    key, cert = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    recorder = Recorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port(), ssl_context=context)
+    controller.start()
+    try:
+        done = send(smtp_options(controller.port, tls="tls", ca_file=str(cert)))
+        assert done.returncode == 0, done.stderr
+        assert len(recorder.messages) == 1
+        plain = send(smtp_options(controller.port, tls="none", timeout=2, retry_for=0))
+        assert plain.returncode == 1  # a TLS port does not speak plain SMTP
+    finally:
+        controller.stop()
