@@ -28,12 +28,19 @@ _cronplusctl() {
     case "$command" in
         status|history|run|retry|pause|resume|next)
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--json --all --failed --chain --expr --schedule --tz --name --start --end --after -n" -- "$cur"))
+                COMPREPLY=($(compgen -W "--json --all --failed --chain --expr --schedule --tz --name --start --end --after -n --marks" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "$(cronplusctl "${global[@]}" jobs 2>/dev/null)" -- "$cur"))
             fi
             ;;
-        check|import) COMPREPLY=($(compgen -f -- "$cur")) ;;
+        check)
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--strict" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -f -- "$cur"))
+            fi
+            ;;
+        import) COMPREPLY=($(compgen -f -- "$cur")) ;;
     esac
 }
 complete -F _cronplusctl cronplusctl

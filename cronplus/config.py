@@ -303,8 +303,69 @@ def _notifiers(
             _, options[key] = reader.value(
                 file, loader, item_node, join(path, key), NOTIFIER_VALUES[key]
             )
+        if kind == "email" and len(reader.problems) == before:
+            _email(reader, file, value_node, raw, path, options)
         if len(reader.problems) == before:
             out[name] = Notifier(name=name, type=kind, options=options)
+
+
+SMTP_ONLY = ("host", "port", "tls", "ca_file", "credentials")
+
+
+def _email(
+    reader: Reader,
+    file: str,
+    node: yaml.Node,
+    raw: dict[str, tuple[yaml.Node, yaml.Node]],
+    path: str,
+    options: dict[str, Any],
+) -> None:
+    """An email notifier's keys together: a transport and what it needs, private credentials."""
+    transport = options.setdefault("transport", "smtp" if "host" in options else "sendmail")
+    if transport == "smtp" and "host" not in options:
+        reader.problem(file, node, path, 'an email notifier with transport smtp needs "host"')
+    if transport == "sendmail":
+        for key in SMTP_ONLY:
+            if key in options:
+                reader.problem(
+                    file,
+                    raw[key][0],
+                    join(path, key),
+                    f"{key} is for transport smtp, expected it left out with sendmail",
+                )
+    elif any("@" not in a for a in options.get("to", ())):
+        bare = next(a for a in options["to"] if "@" not in a)
+        reader.problem(
+            file,
+            raw["to"][1],
+            join(path, "to"),
+            f"bad address {convert.show(bare)} for smtp, expected local@domain"
+            " (a local user's name alone needs transport sendmail)",
+        )
+    if "credentials" in options:
+        refusal = private_file(options["credentials"], reader.require_root_owned)
+        if refusal is not None:
+            reader.problem(file, raw["credentials"][1], join(path, "credentials"), refusal)
+
+
+def private_file(path: str, root_owned: bool) -> Optional[str]:
+    """Why `path` may not hold credentials, or None: a regular file only its owner may read."""
+    import stat
+
+    try:
+        info = os.stat(path)
+    except PermissionError:
+        return None  # not ours to look at: the daemon checks again when it sends
+    except OSError as exc:
+        return f'"{path}": {exc.strerror}, expected a file holding USER:PASSWORD'
+    if not stat.S_ISREG(info.st_mode):
+        return f'"{path}" is not a regular file, expected one holding USER:PASSWORD'
+    if info.st_mode & 0o077:
+        mode = oct(stat.S_IMODE(info.st_mode))[2:]
+        return f'"{path}" has mode {mode}, expected a file only its owner may read (chmod 600)'
+    if root_owned and info.st_uid != 0:
+        return f'"{path}" is not owned by root, expected a file only root may read'
+    return None
 
 
 def _defaults(
@@ -366,16 +427,24 @@ def _job(
             file, key_node, path, f"found {found}, expected exactly one of command or notify"
         )
 
+    if "stdin" in merged and "notify" in merged:
+        entry = merged["stdin"]
+        reader.problem(
+            entry.file,
+            entry.node,
+            f"{path}.stdin",
+            "a notify job reads no input, expected stdin with a command",
+        )
     zone_name = merged["timezone"].value if "timezone" in merged else default_zone
     present = [k for k in SCHEDULE_KEYS if k in own or (given(k) and k not in merged)]
     given_values = {k: own[k].value for k in present if k in own}
     spec, problems = build_spec(given_values, present, name, zone_name, follows=given("after"))
     for key, message in problems:
-        entry = own.get(key)
-        if entry is None:
+        written = own.get(key)
+        if written is None:
             reader.problem(file, key_node, path, message)
         else:
-            reader.problem(entry.file, entry.node, f"{path}.{key}", message)
+            reader.problem(written.file, written.node, f"{path}.{key}", message)
 
     if "pool" in merged and merged["pool"].value not in pools:
         entry = merged["pool"]
@@ -386,7 +455,7 @@ def _job(
             f"{path}.pool",
             f"unknown pool {convert.show(entry.value)}, expected one of: {known}",
         )
-    for key in ("on_failure", "on_success", "on_retry"):
+    for key in ("on_failure", "on_success", "on_retry", "on_recovery", "mail_to"):
         for notifier in merged[key].value if key in merged else ():
             if notifier not in notifiers:
                 entry = merged[key]
@@ -397,6 +466,16 @@ def _job(
                     f"{path}.{key}",
                     f"unknown notifier {convert.show(notifier)}, expected one of: {known}",
                 )
+    for notifier in merged["mail_to"].value if "mail_to" in merged else ():
+        if notifier in notifiers and notifiers[notifier].type != "email":
+            entry = merged["mail_to"]
+            reader.problem(
+                entry.file,
+                entry.node,
+                f"{path}.mail_to",
+                f"{convert.show(notifier)} is a {notifiers[notifier].type} notifier,"
+                " expected an email notifier",
+            )
     backoff = merged["retry_backoff"].value if "retry_backoff" in merged else None
     backoff_max = merged["retry_backoff_max"].value if "retry_backoff_max" in merged else None
     if backoff is not None and backoff_max is not None and backoff_max < backoff:
@@ -415,10 +494,14 @@ def _job(
         values["workdir"] = os.path.join(
             os.path.dirname(file), os.path.expanduser(values["workdir"])
         )
+    # where daylight-saving warnings point: the first schedule key, else the job's name
+    where = next((own[k] for k in present if k in own), None)
+    at_file, mark = (where.file, where.node.start_mark) if where else (file, key_node.start_mark)
     return Job(
         name=name,
         schedule=spec,
         timezone=zone_name,
         source=f"{file}:{key_node.start_mark.line + 1}",
+        schedule_at=f"{at_file}:{mark.line + 1}:{mark.column + 1}",
         **values,
     )

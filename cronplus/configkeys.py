@@ -260,6 +260,26 @@ def _names(value: Any) -> tuple[str, ...]:
     return convert.string_list(value, "a list of notifier names")
 
 
+def _alerts(value: Any) -> str:
+    return convert.choice(value, ("changes", "every-run"))
+
+
+def _digest(value: Any) -> float:
+    if value in (0, "0", "never", False):  # YAML reads a bare never as a string, off as False
+        return 0.0
+    return convert.duration(value, minimum=60, maximum=30 * DAY)
+
+
+def _within(value: Any) -> Optional[float]:
+    if value is None or value == "none":
+        return None
+    return convert.duration(value, minimum=1, maximum=MAX_TIMEOUT)
+
+
+def _mail_output(value: Any) -> str:
+    return convert.choice(value, ("always", "on-failure", "never"))
+
+
 JOB_KEYS: dict[str, Converter] = {
     "schedule": _schedule,
     "every": _every,
@@ -272,6 +292,9 @@ JOB_KEYS: dict[str, Converter] = {
     "timezone": _timezone,
     "command": _command,
     "notify": _notify,
+    "stdin": lambda v: convert.text(
+        v, "the text the command reads on its standard input", allow_empty=True
+    ),
     "user": _user,
     "workdir": lambda v: convert.text(v, "a directory"),
     "env": _env,
@@ -294,6 +317,13 @@ JOB_KEYS: dict[str, Converter] = {
     "on_failure": _names,
     "on_success": _names,
     "on_retry": _names,
+    "on_recovery": _names,
+    "alerts": _alerts,
+    "alert_digest": _digest,
+    "grace": lambda v: convert.duration(v, minimum=1, maximum=DAY),
+    "no_success_within": _within,
+    "mail_to": _names,
+    "mail_output": _mail_output,
     "output_limit": lambda v: convert.size(v, minimum=0, maximum=64 << 20),
     "description": lambda v: convert.text(v, "a description", allow_empty=True),
     "run_on": lambda v: convert.choice(v, ("one", "each")),
@@ -360,7 +390,26 @@ NOTIFIER_TYPES = {
     "desktop": {"type": False, "user": False},
     "command": {"type": False, "command": True, "timeout": False},
     "webhook": {"type": False, "url": True, "timeout": False, "retries": False, "headers": False},
+    "email": {
+        "type": False,
+        "to": True,
+        "from": False,
+        "transport": False,
+        "sendmail": False,
+        "host": False,
+        "port": False,
+        "tls": False,
+        "ca_file": False,
+        "credentials": False,
+        "timeout": False,
+        "retry_for": False,
+    },
 }
+# A mailbox: local@domain, or a local user's name alone (delivered by the local MTA).
+ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+(@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)?"
+)
+HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
 NOTIFIER_KEYS = sorted({key for keys in NOTIFIER_TYPES.values() for key in keys})
 
 
@@ -390,6 +439,32 @@ def _headers(value: Any) -> dict[str, str]:
     return out
 
 
+def address(value: Any) -> str:
+    """One mailbox; a name with spaces or angle brackets is not taken (no header can be forged)."""
+    expected = "an address such as ops@example.org, or a local user's name"
+    if not isinstance(value, str) or not ADDRESS.fullmatch(value) or len(value) > 254:
+        raise convert.bad(value, expected, "bad address")
+    return value
+
+
+def _addresses(value: Any) -> tuple[str, ...]:
+    names = convert.string_list(value, "an address or a list of addresses")
+    return tuple(address(name) for name in names)
+
+
+def _host(value: Any) -> str:
+    if not isinstance(value, str) or not HOST.fullmatch(value) or len(value) > 253:
+        raise convert.bad(value, "a host name or address such as smtp.example.org")
+    return value
+
+
+def _file(value: Any) -> str:
+    path = convert.text(value, "an absolute file path")
+    if not path.startswith("/"):
+        raise convert.bad(value, "an absolute file path")
+    return path
+
+
 NOTIFIER_VALUES: dict[str, Converter] = {
     "type": notifier_type,
     "command": lambda v: list(_command(v)) if isinstance(v, list) else _command(v),
@@ -398,6 +473,16 @@ NOTIFIER_VALUES: dict[str, Converter] = {
     "user": _user,
     "url": _url,
     "headers": _headers,
+    "to": _addresses,
+    "from": address,
+    "transport": lambda v: convert.choice(v, ("sendmail", "smtp")),
+    "sendmail": _file,
+    "host": _host,
+    "port": lambda v: convert.integer(v, 1, 65535),
+    "tls": lambda v: "none" if v is False else convert.choice(v, ("none", "starttls", "tls")),
+    "ca_file": _file,
+    "credentials": _file,
+    "retry_for": lambda v: convert.duration(v, minimum=0, maximum=3600),
 }
 
 

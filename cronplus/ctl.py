@@ -161,6 +161,11 @@ class Ctl:
             plural = "s" if count != 1 else ""
             print(f"{file}: {count} problem{plural}, configuration rejected", file=sys.stderr)
             return EXIT_ERROR
+        warnings = self._dst_warnings(loaded)
+        if warnings and self.args.strict:
+            plural = "s" if warnings != 1 else ""
+            print(f"{file}: {warnings} warning{plural}, rejected (--strict)", file=sys.stderr)
+            return EXIT_ERROR
         drop_ins = len(loaded.files) - 1
         for name, job in sorted(loaded.jobs.items()):
             if job.schedule.resolved != job.schedule.expressions:  # hashed values chosen
@@ -187,8 +192,27 @@ class Ctl:
         print(f"{file}: {kind}: daemon.cluster.store: {problem}", file=sys.stderr)
         return EXIT_ERROR if definite else EXIT_OK
 
+    def _dst_warnings(self, loaded: Config) -> int:
+        """Daylight-saving changes of the next 12 months that move, merge or repeat runs."""
+        from datetime import timedelta
+
+        from .schedule import build_rule, dst_notes
+
+        now = self.clock.now()
+        start = now.replace(minute=0, second=0, microsecond=0)  # shared by every job: cached
+        warnings = 0
+        for name, job in sorted(loaded.jobs.items()):
+            rule = build_rule(job.schedule, job.timezone)
+            key = {"cron": "schedule", "every": "every", "at": "at"}[job.schedule.kind.value]
+            for note in dst_notes(rule, start, start + timedelta(days=365)):
+                level = "warning" if note.warning else "note"
+                where = job.schedule_at or job.source
+                print(f"{where}: {level}: jobs.{name}.{key}: {note.message}", file=sys.stderr)
+                warnings += note.warning
+        return warnings
+
     def next(self) -> int:
-        from .schedule import build_rule, next_instants
+        from .schedule import build_rule, dst_mark, next_instants
 
         args = self.args
         tried = args.expr is not None or args.schedule is not None
@@ -209,23 +233,31 @@ class Ctl:
             )
             after = parse_instant(args.after, zone_name) if args.after else self.clock.now()
             rule = build_rule(spec, zone_name, shared=False)
-            instants = [iso_utc(i.timestamp()) for i in next_instants(rule, after, args.n)]
+            found = next_instants(rule, after, args.n)
+            instants = [iso_utc(i.timestamp()) for i in found]
+            marks = [dst_mark(rule, i) for i in found]
             described = spec.describe()
         elif args.after:  # a question about the schedule alone: no daemon needed
             job = self._offline_job(args.job)
             zone_name, described = job.timezone, job.schedule.describe()
             rule = build_rule(job.schedule, zone_name)
             after = parse_instant(args.after, zone_name)
-            instants = [iso_utc(i.timestamp()) for i in next_instants(rule, after, args.n)]
+            found = next_instants(rule, after, args.n)
+            instants = [iso_utc(i.timestamp()) for i in found]
+            marks = [dst_mark(rule, i) for i in found]
         else:
             try:
                 answer = self.ask("next", job=args.job, count=args.n)
                 zone_name, instants = answer["timezone"], answer["next"]
                 described = answer.get("schedule", "")
+                marks = answer.get("marks") or [None] * len(instants)
             except DaemonDown:
                 self.not_running_note()
-                zone_name, described, instants = self._offline_next(args.job, args.n)
-        self.emit(instants, lambda: next_table(instants, zone_name, described))
+                zone_name, described, instants, marks = self._offline_next(args.job, args.n)
+        value: Any = instants
+        if args.marks:
+            value = [{"at": i, "dst": m} for i, m in zip(instants, marks)]
+        self.emit(value, lambda: next_table(instants, marks, zone_name, described))
         return EXIT_OK
 
     def _offline_job(self, name: str) -> Job:
@@ -234,14 +266,17 @@ class Ctl:
             raise CronplusError(f'no job named "{name}" in {self.paths.config}')
         return loaded.jobs[name]
 
-    def _offline_next(self, name: str, count: int) -> tuple[str, str, list[Optional[str]]]:
-        from .schedule import build_rule, upcoming_instants
+    def _offline_next(
+        self, name: str, count: int
+    ) -> tuple[str, str, list[Optional[str]], list[Optional[str]]]:
+        from .schedule import build_rule, dst_mark, upcoming_instants
 
         job = self._offline_job(name)
         rule = build_rule(job.schedule, job.timezone)
         instants = upcoming_instants(rule, self.clock.now(), self._last_scheduled(name), count)
+        marks = [dst_mark(rule, i) for i in instants]
         described = job.schedule.describe()
-        return job.timezone, described, [iso_utc(i.timestamp()) for i in instants]
+        return job.timezone, described, [iso_utc(i.timestamp()) for i in instants], marks
 
     def _last_scheduled(self, name: str) -> Optional[float]:
         try:
@@ -409,10 +444,11 @@ class Ctl:
         """A crontab as cronplus YAML on stdout; lines cron would reject on stderr, exit 1."""
         source = self.args.file or "-"
         if source == "-":
-            text, name = sys.stdin.read(), "standard input"
+            data, name = sys.stdin.buffer.read(), "standard input"
+            text = data.decode("utf-8", "surrogateescape")
         else:
-            try:
-                with open(source, encoding="utf-8", errors="surrogateescape") as handle:
+            try:  # as cron reads it: no newline translation
+                with open(source, encoding="utf-8", errors="surrogateescape", newline="") as handle:
                     text = handle.read()
             except OSError as exc:
                 raise CronplusError(f"{source}: {exc.strerror}") from None
@@ -529,8 +565,16 @@ def build_parser() -> argparse.ArgumentParser:
     nxt.add_argument("--end", help="no instant after this date (the whole day) or local time")
     nxt.add_argument("--after", help="strictly after this ISO 8601 instant (default: now)")
     nxt.add_argument("-n", type=int, default=5, help="how many (default 5)")
+    nxt.add_argument(
+        "--marks",
+        action="store_true",
+        help='with --json: objects {"at": ..., "dst": moved|merged|repeated|null}',
+    )
     check = command("check", "validate a config file and its drop-ins", json_flag=False)
     check.add_argument("file", nargs="?", help="the file to check (default: the config)")
+    check.add_argument(
+        "--strict", action="store_true", help="daylight-saving warnings are errors (exit 1)"
+    )
     command("reload", help_of["reload"])
     command("version", "versions of cronplusctl and the running daemon")
     command("health", help_of["health"] + " (exit 1 when it does not)")

@@ -27,6 +27,7 @@ from typing import Any, Optional
 import structlog
 
 from . import __version__, accounting, config, logs
+from .alerts import Alerts
 from .chains import Chains
 from .clock import Clock, SystemClock, iso_utc
 from .clockwatch import THRESHOLD, ClockWatch
@@ -38,8 +39,8 @@ from .errors import ConfigError, ConfigProblem, CronplusError, HistoryError
 from .events import Watchers
 from .ledger import InstantLedger
 from .model import Config, Job, Outcome, RunState, Trigger
-from .notifications import Notifications
 from .notify import Event, event_for
+from .notify.outbox import Notifications
 from .operations import Operations
 from .paths import Paths, add_instance_arguments, resolve
 from .planning import Planner
@@ -92,6 +93,7 @@ class Daemon:
         self.ledger: Optional[InstantLedger] = None  # made in load(), with the store
         self.watchers = Watchers(self.log)  # metrics, alarms and chains watch the loop
         self.cluster: Optional[ClusterNode] = None  # with daemon.cluster: a node of a cluster
+        self.alerts: Optional[Alerts] = None  # made in load(), with the store
         self.started_at = clock.now().timestamp()
         self.boot_id = boot_id()
         self.gate = Gate()  # control workers pause while the loop starts runs
@@ -127,6 +129,8 @@ class Daemon:
             self.history, start, self.log, self.started_at, self.watchers.instants_missed
         )
         self.watchers.add(Chains(self.history, self.submit, lambda: bool(self.stopping), self.log))
+        self.alerts = Alerts(self.history, self.notifications, self.log)
+        self.watchers.add(self.alerts)
         self.dispatcher.reconfigure(self.config.settings.max_workers, self.config.settings.pools)
         self.planner.apply(None, self.config, self.history, now)
         self.watchers.config_applied(self.config, now)
@@ -246,6 +250,8 @@ class Daemon:
         else:
             self.stop_overdue()
         self.flush(now)
+        if self.alerts is not None:
+            self.alerts.tick(now)  # runs waiting past their grace, digests, no-success alarms
         self.notifications.send(self.runner, self.config)
         self.heartbeat()
         return not (
@@ -304,7 +310,8 @@ class Daemon:
 
     def seconds_to_deadline(self, now: datetime) -> float:
         timeout = MAX_SLEEP
-        deadlines = [d for d in (self.timer.deadline(), self.retry_timer.deadline()) if d]
+        alarms = self.alerts.deadline() if self.alerts is not None else None
+        deadlines = [d for d in (self.timer.deadline(), self.retry_timer.deadline(), alarms) if d]
         if deadlines and self.stopping is None:
             until = (min(deadlines) - now).total_seconds()
             timeout = min(timeout, until)
@@ -504,7 +511,7 @@ class Daemon:
             return
         delay = retry_delay(job, run.attempt, outcome)
         if delay is None:
-            self.notifications.notify(job.on_failure, event_for("failure", run))
+            self.watchers.run_failed(job, run, now)  # the alarms decide who hears of it
             self.watchers.run_concluded(job, run, now)
             return
         due = now.timestamp() + delay
@@ -599,7 +606,11 @@ class Daemon:
         if verdict.decision is Decision.SKIP:
             self._skip(run_id, now, verdict.reason)
             self.log.warning("run skipped", job=job.name, run_id=run_id, reason=verdict.reason)
-        elif verdict.decision is Decision.REPLACE and self.runner is not None:
+            return
+        queued = self.history.held_run(run_id) if self.history is not None else None
+        if queued is not None:
+            self.watchers.run_queued(job, queued, now)
+        if verdict.decision is Decision.REPLACE and self.runner is not None:
             for old in verdict.to_stop:
                 self.log.info("run replaced", job=job.name, run_id=old, by=run_id)
                 self.runner.stop(old, Outcome.INTERRUPTED, f"interrupted: replaced by run {run_id}")

@@ -39,6 +39,12 @@ class Watcher:
         for every attempt (and for skipped and interrupted runs, which conclude nothing).
         """
 
+    def run_queued(self, job: Job, run: Run, now: datetime) -> None:
+        """A run was handed to the caps to wait for room (it may start in this same turn)."""
+
+    def run_failed(self, job: Job, run: Run, now: datetime) -> None:
+        """A run failed for good: no retry follows it (after `run_ended`)."""
+
     def instants_missed(self, job: Job, runs: Sequence[Run], now: datetime) -> None:
         """Instants of `job` were recorded missed (or skipped while paused)."""
 
@@ -77,6 +83,12 @@ class Watchers(Watcher):
 
     def run_concluded(self, job: Job, run: Run, now: datetime) -> None:
         self._each("run_concluded", job, run, now)
+
+    def run_queued(self, job: Job, run: Run, now: datetime) -> None:
+        self._each("run_queued", job, run, now)
+
+    def run_failed(self, job: Job, run: Run, now: datetime) -> None:
+        self._each("run_failed", job, run, now)
 
     def instants_missed(self, job: Job, runs: Sequence[Run], now: datetime) -> None:
         self._each("instants_missed", job, runs, now)

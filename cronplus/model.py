@@ -175,6 +175,7 @@ class Job:
     timezone: str
     command: Union[str, tuple[str, ...], None] = None
     notify: Optional[Notification] = None
+    stdin: Optional[str] = None  # fed to the command through a pipe; None: /dev/null
     user: Optional[str] = None
     workdir: Optional[str] = None
     env: Mapping[str, str] = field(default_factory=dict)
@@ -195,11 +196,21 @@ class Job:
     on_failure: tuple[str, ...] = ()
     on_success: tuple[str, ...] = ()
     on_retry: tuple[str, ...] = ()
+    on_recovery: Optional[tuple[str, ...]] = None  # None: the on_failure notifiers
+    alerts: str = (
+        "changes"  # changes: on_failure hears a job start failing; every-run: each failure
+    )
+    alert_digest: float = 86400.0  # while failing, one digest per this many seconds (0: none)
+    grace: float = 300.0  # an instant not started this long after its time is missed
+    no_success_within: Optional[float] = None  # alarm when no run succeeded for this long
+    mail_to: tuple[str, ...] = ()  # email notifiers that get a run's output
+    mail_output: str = "always"  # always (when it printed anything), on-failure or never
     output_limit: int = 64 * 1024
     description: str = ""
     run_on: str = "one"  # in a cluster: "one" node per instant, or "each" node
     after: tuple[After, ...] = ()  # other jobs whose runs start this one when they end
     source: str = ""  # file:line where the job is defined
+    schedule_at: str = ""  # file:line:column of its schedule (schedule, every or at)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from .control import Access, Caller, Fault, FaultCode, Method
 from .controlserver import Gate, Offload
 from .model import Job, RunState, Trigger
 from .report import DAY, job_record, name_causes, run_record
-from .schedule import build_rule, next_instants, upcoming_instants
+from .schedule import build_rule, dst_mark, next_instants, upcoming_instants
 from .store import Run, RunStore
 from .store.postgres import PostgresHistory
 from .store.readers import Reader, ThreadReaders
@@ -298,6 +298,7 @@ class Operations:
                 "timezone": job.timezone,
                 "schedule": job.schedule.describe(),
                 "next": [iso_utc(i.timestamp()) for i in instants],
+                "marks": [dst_mark(rule, i) for i in paced(instants, gate)],  # daylight saving
             }
 
         return Offload(work)

@@ -25,7 +25,7 @@ from typing import Callable, Optional
 from .clock import Clock
 from .containment import Containment, OverLimit, RunGroup
 from .model import Job, Outcome
-from .notify import desktop_argv, session_environment
+from .notify.desktop import desktop_argv, session_environment
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 PASSED_THROUGH = ("LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE")
@@ -83,6 +83,8 @@ class ActiveRun:
     leader_usage: Optional[object] = None
     killing_since: Optional[float] = None  # monotonic time of the first SIGKILL pass
     kill_again: Optional[asyncio.TimerHandle] = None
+    input: Optional[memoryview] = None  # what is left to write to its standard input
+    writer: bool = False  # the loop waits for room in the input pipe
 
     @property
     def pid(self) -> int:
@@ -189,6 +191,9 @@ class Runner:
         active = ActiveRun(run_id, job, process, group, started, mono, output_fd, pidfd, done)
         self.active[run_id] = active
         self.loop.add_reader(output_fd, self._read_output, active)
+        if job.stdin is not None:
+            active.input = memoryview(job.stdin.encode("utf-8", "surrogateescape"))
+            self._feed(active)
         if pidfd is not None:
             self.loop.add_reader(pidfd, self._reap, active)
         else:
@@ -267,7 +272,7 @@ class Runner:
         groups = os.getgrouplist(target.pw_name, target.pw_gid) if target else None
         return lambda: subprocess.Popen(  # the command is the job's, by design
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if job.stdin is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=workdir,
@@ -342,6 +347,42 @@ class Runner:
         pause = KILL_AGAIN if now - active.killing_since < 1.0 else 1.0
         active.kill_again = self.loop.call_later(pause, self._kill_all, active)
 
+    def _feed(self, active: ActiveRun) -> None:
+        """Write what the pipe takes now; the loop writes the rest when it has room.
+
+        Never blocks: a run that does not read its input holds only its own pipe,
+        and the input ends (EOF) once all of it is written, as cron gives it.
+        """
+        pipe = active.process.stdin
+        if pipe is None or active.input is None:
+            return
+        fd = pipe.fileno()
+        os.set_blocking(fd, False)
+        try:
+            while active.input.nbytes:
+                written = os.write(fd, active.input[:READ_CHUNK])
+                active.input = active.input[written:]
+        except BlockingIOError:
+            if not active.writer:
+                self.loop.add_writer(fd, self._feed, active)
+                active.writer = True
+            return
+        except OSError:  # EPIPE: the run closed its input or ended; the rest is dropped
+            pass
+        self._close_input(active)
+
+    def _close_input(self, active: ActiveRun) -> None:
+        pipe = active.process.stdin
+        if pipe is None:
+            return
+        if active.writer:
+            self.loop.remove_writer(pipe.fileno())
+            active.writer = False
+        active.input = None
+        with contextlib.suppress(OSError):
+            pipe.close()
+        active.process.stdin = None
+
     def _read_output(self, active: ActiveRun) -> None:
         try:
             chunk = os.read(active.output_fd, READ_CHUNK)
@@ -408,6 +449,7 @@ class Runner:
             if timer is not None:
                 timer.cancel()
         code = active.leader_code if active.leader_code is not None else 0
+        self._close_input(active)
         self._drain(active)
         self.loop.remove_reader(active.output_fd)
         assert active.process.stdout is not None

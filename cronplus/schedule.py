@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Optional, Protocol
+from typing import Optional, Protocol, cast
+from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError
@@ -30,7 +32,7 @@ from .calendarrule import CalendarRule, anchor_date, bound_instant, parse_time_o
 from .clock import zone
 from .errors import ScheduleError
 from .model import ScheduleKind, ScheduleSpec
-from .walltime import all_instants, earliest_repeated_wall, first_instant
+from .walltime import all_instants, change_between, earliest_repeated_wall, first_instant, offset
 
 UTC = timezone.utc
 ALIASES = {
@@ -232,11 +234,14 @@ class AtRule:
             raise ScheduleError(
                 f'"{local}" is not a date and time, expected ISO 8601 such as 2027-01-01T09:00'
             ) from None
+        self.zone = zone(zone_name)
+        self.wall: Optional[datetime] = None  # the wall time written, when no offset was
         try:
             if wall.tzinfo is not None:
                 self.instant = wall.astimezone(UTC)
             else:
-                self.instant = first_instant(wall, zone(zone_name))
+                self.wall = wall
+                self.instant = first_instant(wall, self.zone)
         except _PAST_THE_CALENDAR:
             raise ScheduleError(
                 f'"{local}" is beyond the dates cronplus can keep, expected an instant '
@@ -432,3 +437,220 @@ def catch_up_instants(policy: str, missed: Sequence[datetime]) -> list[datetime]
     if policy == "all":
         return list(missed)
     return []
+
+
+# --- daylight saving: what a zone's changes do to a schedule -----------------------------
+
+_PROBE = timedelta(hours=6)  # offsets are sampled this often, then a change is bisected
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change of a zone's UTC offset."""
+
+    at: datetime  # the first instant (UTC) of the new offset
+    before: timedelta
+    after: timedelta
+
+    @property
+    def skipped(self) -> tuple[datetime, datetime]:
+        """The wall times [start, end) that never happen (empty when the clocks go back)."""
+        start = (self.at + self.before).replace(tzinfo=None)
+        return start, start + max(self.after - self.before, timedelta(0))
+
+    @property
+    def repeated(self) -> tuple[datetime, datetime]:
+        """The wall times [start, end) that happen twice (empty when the clocks go forward)."""
+        start = (self.at + self.after).replace(tzinfo=None)
+        return start, start + max(self.before - self.after, timedelta(0))
+
+
+@lru_cache(maxsize=512)
+def transitions(zone_name: str, start: datetime, end: datetime) -> tuple[Transition, ...]:
+    """Every change of `zone_name`'s UTC offset in (start, end]."""
+    tz = zone(zone_name)
+    found: list[Transition] = []
+    low = int(start.timestamp())
+    last = int(end.timestamp())
+    step = int(_PROBE.total_seconds())
+    while low < last:
+        high = min(low + step, last)
+        before, after = offset(low, tz), offset(high, tz)
+        if before != after:
+            at = change_between(low, high, tz)
+            assert before is not None and after is not None
+            found.append(Transition(datetime.fromtimestamp(at, UTC), before, after))
+            low = at
+            continue
+        low = high
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class DstNote:
+    """What one offset change does to a schedule: a warning or, for more runs, a note."""
+
+    kind: str  # moved, merged, repeated (fixed-time), more-often (interval-like)
+    date: str  # the local date, ISO
+    message: str
+
+    @property
+    def warning(self) -> bool:
+        return self.kind != "more-often"
+
+
+def _hm(wall: datetime) -> str:
+    return f"{wall:%H:%M:%S}" if wall.second else f"{wall:%H:%M}"
+
+
+def _local_name(instant: datetime, tz: ZoneInfo) -> str:
+    local = instant.astimezone(tz)
+    name = local.tzname() or ""
+    return (
+        f"{_hm(local.replace(tzinfo=None))} {name}"
+        if name[:1] not in "+-"
+        else _hm(local.replace(tzinfo=None)) + f" (UTC{name})"
+    )
+
+
+def _walls(rule: Rule, start: datetime, end: datetime) -> list[datetime]:
+    """The nominal wall times of a fixed rule in [start, end), naive."""
+    if isinstance(rule, CronRule):
+        hours = rule._walls.expanded[1]
+        if hours != ["*"]:  # most rules have no hour in a stretch of an hour or two
+            stretch, hour = set(), start.replace(minute=0, second=0)
+            while hour < end:
+                stretch.add(hour.hour)
+                hour += timedelta(hours=1)
+            if not stretch.intersection(int(h) for h in hours):
+                return []
+        out: list[datetime] = []
+        wall = rule._next_wall(start - timedelta(seconds=1))
+        while wall is not None and wall < end:
+            out.append(wall)
+            wall = rule._next_wall(wall)
+        return out
+    if isinstance(rule, AtRule) and rule.wall is not None and start <= rule.wall < end:
+        return [rule.wall]
+    return []
+
+
+def _zone_of(rule: Rule) -> Optional[ZoneInfo]:
+    if isinstance(rule, CronRule):
+        return rule.zone
+    if isinstance(rule, AtRule):
+        return rule.zone
+    return None
+
+
+def _plain_rules(rule: Rule) -> list[Rule]:
+    """The cron and `at` rules inside `rule`; bounds only narrow when they apply."""
+    if isinstance(rule, AnyRule):
+        return [plain for one in rule.rules for plain in _plain_rules(one)]
+    if isinstance(rule, BoundedRule):
+        return _plain_rules(rule.rule)
+    return [rule]
+
+
+def dst_notes(rule: Rule, start: datetime, end: datetime) -> list[DstNote]:
+    """What the offset changes of the rule's zone between `start` and `end` do to it.
+
+    Fixed-time rules: a nominal time in a skipped stretch moves to the jump (or merges
+    with others there); one in a repeated stretch runs once, at its first occurrence.
+    Interval-like rules: a repeated stretch makes them run more often.
+    """
+    notes: list[DstNote] = []
+    for one in _plain_rules(rule):
+        tz = _zone_of(one)
+        if tz is None:
+            continue
+        for change in transitions(tz.key, start, end):
+            notes += _change_notes(cast(Hashable, one), tz, change)
+    return notes
+
+
+@lru_cache(maxsize=8192)
+def _change_notes(rule: Hashable, tz: ZoneInfo, change: Transition) -> tuple[DstNote, ...]:
+    """What one change does to one rule; rules are shared (`cron_rule`), and so is this."""
+    return tuple(_notes_of_change(cast(Rule, rule), tz, change))
+
+
+def _notes_of_change(rule: Rule, tz: ZoneInfo, change: Transition) -> list[DstNote]:
+    gap_start, gap_end = change.skipped
+    repeat_start, repeat_end = change.repeated
+    zone_name = tz.key
+    if rule.fixed:
+        notes = []
+        moved = _walls(rule, gap_start, gap_end)
+        if moved:
+            day = gap_start.date().isoformat()
+            landing = _local_name(change.at, tz)
+            merged = moved + _walls(rule, gap_end, gap_end + timedelta(seconds=1))
+            times = " and ".join(_hm(w) for w in moved)
+            verb = "does" if len(moved) == 1 else "do"
+            if len(merged) > 1:
+                text = (
+                    f"{times} {verb} not exist in {zone_name} on {day};"
+                    f" {' and '.join(_hm(w) for w in merged)} merge into one run at {landing}"
+                )
+                notes.append(DstNote("merged", day, text))
+            else:
+                text = (
+                    f"{times} {verb} not exist in {zone_name} on {day}; the run moves to {landing}"
+                )
+                notes.append(DstNote("moved", day, text))
+        twice = _walls(rule, repeat_start, repeat_end)
+        if twice:
+            day = repeat_start.date().isoformat()
+            first = first_instant(twice[0], tz)
+            times = " and ".join(_hm(w) for w in twice)
+            notes.append(
+                DstNote(
+                    "repeated",
+                    day,
+                    f"{times} happen{'s' if len(twice) == 1 else ''} twice in {zone_name} on {day};"
+                    f" the job runs once, at the first ({_local_name(first, tz)})",
+                )
+            )
+        return notes
+    if repeat_end <= repeat_start or not isinstance(rule, CronRule):
+        return []
+    extra = _walls(rule, repeat_start, repeat_end)
+    if not extra:
+        return []
+    day = repeat_start.date().isoformat()
+    times = "once more" if len(extra) == 1 else f"{len(extra)} more times"
+    return [
+        DstNote(
+            "more-often",
+            day,
+            f"{_hm(repeat_start)} to {_hm(repeat_end)} happens twice in {zone_name} on {day};"
+            f" the job runs {times} that day",
+        )
+    ]
+
+
+def dst_mark(rule: Rule, instant: datetime) -> Optional[str]:
+    """Whether a fire instant was moved by a skipped stretch (`moved`), stands for several
+    nominal times one of which was (`merged`), or is the second pass of a repeated
+    stretch (`repeated`); None for an ordinary instant."""
+    rules = _plain_rules(rule)
+    walls: list[tuple[datetime, bool]] = []  # (nominal time firing here, moved by a gap)
+    repeated = False
+    second = timedelta(seconds=1)
+    for one in rules:
+        tz = _zone_of(one)
+        if tz is None:
+            continue
+        moment = instant.astimezone(tz)
+        local = moment.replace(tzinfo=None)
+        if one.fixed:
+            change = transitions(tz.key, instant - second, instant)
+            if change and change[0].at == instant:
+                walls += [(w, True) for w in _walls(one, *change[0].skipped)]
+            walls += [(w, False) for w in _walls(one, local, local + second)]
+        elif moment.fold == 1 and len(all_instants(local, tz)) == 2:
+            repeated = True
+    if any(moved for _, moved in walls):
+        return "merged" if len({w for w, _ in walls}) > 1 else "moved"
+    return "repeated" if repeated else None

@@ -133,8 +133,27 @@ def history_table(answer: Record, paint: Paint) -> str:
     return table(headers, rows, paint)
 
 
-def next_table(instants: Sequence[Optional[str]], zone_name: str, described: str) -> str:
-    """The schedule as written (with any hashed value chosen), then its next instants."""
+DST_WORDS = {
+    "moved": "moved: its time does not exist that day",
+    "merged": "merged: several times land here",
+    "repeated": "repeated hour: second pass",
+}
+
+
+def next_table(
+    instants: Sequence[Optional[str]],
+    marks: Sequence[Optional[str]],
+    zone_name: str,
+    described: str,
+) -> str:
+    """The schedule as written (with any hashed value chosen), then its next instants.
+
+    A DST column appears only when daylight saving moved, merged or repeated a run.
+    """
+    headers = [f"LOCAL ({zone_name})", "UTC"]
     rows = [[local_time(i, zone_name), i or "-"] for i in instants]
-    shown = table([f"LOCAL ({zone_name})", "UTC"], rows, str)
+    if any(marks):
+        headers.append("DST")
+        rows = [[*row, DST_WORDS.get(m or "", "")] for row, m in zip(rows, marks)]
+    shown = table(headers, rows, str)
     return f"schedule: {described}\n{shown}" if described else shown

@@ -238,7 +238,7 @@ BAD_INPUT = [
     ),
     (
         "notifiers:\n  ops: {type: pigeon}\n",
-        ':2:8: notifiers.ops.type: found "pigeon", expected one of desktop, command, webhook',
+        ':2:8: notifiers.ops.type: found "pigeon", expected one of desktop, command, webhook, email',
     ),
     (
         "jobs:\n  a: {schedule: '@daily', command: x, env: {'2BAD': x}}\n",

@@ -80,7 +80,7 @@ def cron_runs(line_fields: list[str], start: datetime, count: int) -> list[datet
 def import_text(text: str, system: bool = False) -> tuple[int, str, str]:
     stdin, stdout, stderr = sys.stdin, sys.stdout, sys.stderr
     sys.stdin, sys.stdout, sys.stderr = (
-        io.StringIO(textwrap.dedent(text)),
+        io.TextIOWrapper(io.BytesIO(textwrap.dedent(text).encode())),
         io.StringIO(),
         io.StringIO(),
     )
@@ -129,15 +129,18 @@ def test_edge_cases_convert_as_crontab_5_says(tmp_path: Path) -> None:
     skipped = [line.split(": ", 2)[2] for line in err.splitlines()]
     assert skipped == [
         "line 15: @reboot has no cronplus schedule (start it from a systemd unit); skipped: @reboot /usr/bin/at-boot",
-        "line 17: 61 is outside 0-59; skipped: 61 0 * * * /usr/bin/bad-minute",
-        'line 18: cron expression "0 0 31 2 *" never matches a date; skipped: 0 0 31 feb * /usr/bin/never-but-valid-fields',
-        "line 19: 8 is outside 0-7; skipped: 0 0 * * 8 /usr/bin/bad-day",
-        'line 20: "foo" is not a number or a name; skipped: 0 0 * foo * /usr/bin/bad-month',
-        "line 21: expected five time fields and a command; skipped: 0 0 * *",
-        "line 22: range 5-1 runs backwards in the minute field; skipped: 5-1 0 * * * /usr/bin/backwards",
-        'line 23: bad step "/0" in the minute field; skipped: */0 * * * * /usr/bin/zero-step',
+        "line 17: bad minute: 61 is outside 0-59; skipped: 61 0 * * * /usr/bin/bad-minute",
+        'line 18: cron expression "0 0 31 2 *" never matches a date: cron accepts it and never runs it; skipped: 0 0 31 feb * /usr/bin/never-but-valid-fields',
+        "line 19: bad day-of-week: 8 is outside 0-7; skipped: 0 0 * * 8 /usr/bin/bad-day",
+        'line 20: bad month: "foo" is not a number or a three-letter name; skipped: 0 0 * foo * /usr/bin/bad-month',
+        "line 21: bad day-of-week: expected five time fields and a command; skipped: 0 0 * *",
+        "line 22: range 5-1 in the minute field runs backwards: cron accepts it and it matches nothing; skipped: 5-1 0 * * * /usr/bin/backwards",
+        'line 23: bad minute: bad step "/0"; skipped: */0 * * * * /usr/bin/zero-step',
     ]
-    assert "# line 7: MAILTO=ops@example.org: cron mailed job output there" in out
+    assert (
+        "# line 7: MAILTO=ops@example.org: notifier mail-ops-example-org mails a run's output"
+        " when it prints anything, as cron does" in out
+    )
     assert '  # line 8: 0 9 * * mon-fri echo "$GREETING"' in out
     data = yaml.safe_load(out)["jobs"]
     assert list(data) == [
@@ -157,11 +160,18 @@ def test_edge_cases_convert_as_crontab_5_says(tmp_path: Path) -> None:
     assert data["sunday"]["schedule"] == "0 0 * * 7"
     mail = data["mail"]
     assert mail["timezone"] == "Asia/Kathmandu" and "timezone" not in data["echo"]
-    assert mail["command"] == [
-        "/bin/bash",
-        "-c",
-        "mail -s \"daily report\" root <<'CRONPLUS_INPUT'\nHello,\nthe numbers are 10% up.\n\nCRONPLUS_INPUT",
-    ]
+    assert mail["command"] == ["/bin/bash", "-c", 'mail -s "daily report" root']
+    assert mail["stdin"] == "Hello,\nthe numbers are 10% up.\n"
+    assert yaml.safe_load(out)["notifiers"] == {
+        "mail-ops-example-org": {
+            "type": "email",
+            "transport": "sendmail",
+            "to": ["ops@example.org"],
+        }
+    }
+    assert {(j["mail_to"][0], j["mail_output"]) for j in data.values()} == {
+        ("mail-ops-example-org", "always")
+    }
     assert data["sunday-2"]["schedule"] == "@weekly"
     # every imported line passes check, and the file parses in full
     assert list(jobs_of(out, tmp_path)) == list(data)
@@ -169,7 +179,8 @@ def test_edge_cases_convert_as_crontab_5_says(tmp_path: Path) -> None:
 
 def test_the_percent_rule() -> None:
     assert crontab.split_percent("date +\\%Y") == ("date +%Y", None)
-    assert crontab.split_percent("cat%a%b") == ("cat", "a\nb")
+    assert crontab.split_percent("cat%a%b") == ("cat", "a\nb\n")  # cron ends it with a newline
+    assert crontab.split_percent("cat%") == ("cat", "")
     assert crontab.split_percent("cat%a\\%b%") == ("cat", "a%b\n")
 
 
@@ -291,6 +302,10 @@ def test_a_user_crontab_imported_for_a_named_user(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
+    assert (
+        "# line 1: TZ=Europe/Paris: the jobs after it are scheduled in Europe/Paris; Debian's cron"
+        " schedules in the machine's zone" in done.stdout
+    )
     job = yaml.safe_load(done.stdout)["jobs"]["wake-up"]
     assert (job["user"], job["timezone"], job["env"]["TZ"]) == (
         "nobody",

@@ -327,3 +327,49 @@ def test_the_subreaper_walks_all_of_proc_where_there_are_no_children_files(
         )
     assert result.outcome is Outcome.TIMEOUT
     assert not _running_with(str(marker))
+
+
+def test_stdin_reaches_the_command_byte_for_byte() -> None:
+    text = "first line\n  second, with a % and a tab\t\nno newline at the end"
+    result = run_job(make_job(command="od -An -c | tr -s ' '; cat /dev/null", stdin=text))
+    expected = run_job(
+        make_job(command=("sh", "-c", f"printf %s '{text}' | od -An -c | tr -s ' '"))
+    )
+    assert result.outcome is Outcome.SUCCEEDED
+    assert result.output == expected.output
+
+
+def test_without_stdin_the_command_reads_nothing() -> None:
+    result = run_job(make_job(command="wc -c"))
+    assert result.output.strip() == b"0"
+    empty = run_job(make_job(command="wc -c", stdin=""))
+    assert empty.output.strip() == b"0"
+
+
+def test_a_big_stdin_read_slowly_never_holds_the_loop() -> None:
+    """8 MiB through a 64 KiB pipe to a reader that naps: the loop keeps ticking meanwhile."""
+    size = 8 << 20
+    reader = "import sys, time\nn = 0\nwhile chunk := sys.stdin.buffer.read(1 << 20):\n    n += len(chunk); time.sleep(0.2)\nprint(n)"
+    gaps: list[float] = []
+
+    async def meanwhile(runner: Runner, spawned: Spawned) -> None:
+        import asyncio
+
+        last = time.monotonic()
+        while runner.active:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    result = run_job(
+        make_job(command=(sys.executable, "-c", reader), stdin="x" * size), meanwhile=meanwhile
+    )
+    assert result.output == f"{size}\n".encode()
+    # a write that blocked would hold the loop for the whole 1.6 s the run takes to read
+    assert len(gaps) > 20 and max(gaps) < 1.0
+
+
+def test_a_command_that_never_reads_its_big_stdin_still_ends() -> None:
+    result = run_job(make_job(command="exit 0", stdin="y" * (4 << 20)))
+    assert result.outcome is Outcome.SUCCEEDED

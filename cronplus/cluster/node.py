@@ -79,6 +79,7 @@ class ClusterNode(Watcher):
                     backend.largest_run_id(),
                     backend.open_runs(),
                     backend.job_states(),
+                    backend.alert_states(),
                 )
                 ids.given(backend.id_block())
                 ids.given(backend.id_block())

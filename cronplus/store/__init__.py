@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional, Protocol
 
-from .records import FAILED_STATES, OPEN_STATES, JobState, Run
+from .records import FAILED_STATES, OPEN_STATES, AlertState, JobState, Run
 from .schema import SCHEMA_VERSION
 from .sqlite import HistoryUnavailable, SqliteHistory, open_daemon_history, read_snapshot
 from .writebehind import Report, RunStore
@@ -65,6 +65,7 @@ __all__ = [
     "FAILED_STATES",
     "OPEN_STATES",
     "SCHEMA_VERSION",
+    "AlertState",
     "HistoryReader",
     "JobState",
     "Run",

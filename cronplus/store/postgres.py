@@ -21,7 +21,18 @@ from datetime import datetime
 from typing import Any, Callable, Optional
 
 from ..errors import HistoryError
-from .records import FAILED_STATES, OPEN_STATES, RUN_COLUMNS, Changes, JobState, Run
+from .records import (
+    ALERT_COLUMNS,
+    FAILED_STATES,
+    OPEN_STATES,
+    RUN_COLUMNS,
+    AlertState,
+    Changes,
+    JobState,
+    Run,
+    alert_row,
+    upsert_alert,
+)
 from .schema import POSTGRES_MIGRATIONS, SCHEMA_VERSION
 
 BLOCK = 100_000  # run ids a node takes at a time
@@ -30,6 +41,7 @@ STATEMENT_TIMEOUT_MS = 10_000
 _SELECT = ", ".join(RUN_COLUMNS)
 _WITHOUT_OUTPUT = _SELECT.replace("output,", "NULL AS output,", 1)
 _MARKS = ", ".join(f"%({c})s" for c in RUN_COLUMNS)
+_UPSERT_ALERT = upsert_alert("%s")
 _UPDATE = ", ".join(f"{c} = %({c})s" for c in RUN_COLUMNS if c != "id")
 _PASSWORD_IN_URL = re.compile(r"^[a-z]+://[^/@:]*:[^/@]*@")
 
@@ -165,6 +177,7 @@ class PostgresHistory:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 list(changes.meta.items()),
             )
+            cursor.executemany(_UPSERT_ALERT, [alert_row(a) for a in changes.alerts.values()])
             for job, keep in changes.prune.items():
                 cursor.execute(
                     "DELETE FROM runs WHERE job = %s AND NOT (state = ANY(%s)) AND id < ("
@@ -300,6 +313,10 @@ class PostgresHistory:
             (since,),
         ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
+
+    def alert_states(self) -> dict[str, AlertState]:
+        rows = self.db.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts").fetchall()
+        return {row[0]: AlertState(*row) for row in rows}
 
     def meta(self, key: str) -> Optional[str]:
         row = self.db.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()

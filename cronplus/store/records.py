@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Optional
+from typing import Any, Optional
 
 from ..model import RunState
 
@@ -53,7 +53,36 @@ class JobState:
     paused: bool
 
 
+@dataclass(frozen=True)
+class AlertState:
+    """What a job's alarms remember across restarts (see `alerts`)."""
+
+    job: str
+    failing_since: Optional[float] = None  # failing or missing runs since then; None: fine
+    told: Optional[float] = None  # when its notifiers last heard of it (the start, a digest)
+    untold: int = 0  # failures and missed instants since then
+    last_success: Optional[float] = None  # when a run of it last succeeded
+    watched_since: Optional[float] = None  # when no_success_within began to watch it
+    overdue: Optional[float] = None  # when the no-success alarm was raised; None: not raised
+
+
+ALERT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AlertState))
 RUN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Run))
+
+
+def upsert_alert(mark: str) -> str:
+    """The statement that writes one AlertState, with the driver's placeholder `mark`."""
+    return (
+        f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)})"
+        f" VALUES ({', '.join(mark for _ in ALERT_COLUMNS)}) ON CONFLICT(job) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in ALERT_COLUMNS if c != "job")
+    )
+
+
+def alert_row(state: AlertState) -> tuple[Any, ...]:
+    return tuple(getattr(state, column) for column in ALERT_COLUMNS)
+
+
 OPEN_STATES = (RunState.PENDING.value, RunState.RUNNING.value)
 FAILED_STATES = tuple(s.value for s in RunState if s.failed)
 
@@ -68,6 +97,7 @@ class Changes:
     notes: list[tuple[str, int]] = field(default_factory=list)  # (note, run id): rows not in memory
     prune: dict[str, int] = field(default_factory=dict)  # job -> finished runs to keep
     meta: dict[str, str] = field(default_factory=dict)
+    alerts: dict[str, AlertState] = field(default_factory=dict)
 
     def absorb(self, later: Changes) -> Changes:
         """These changes with `later` ones on top: for a write that failed and is tried again."""
@@ -78,8 +108,9 @@ class Changes:
             self.notes + later.notes,
             {**self.prune, **later.prune},
             {**self.meta, **later.meta},
+            {**self.alerts, **later.alerts},
         )
         return merged
 
     def __bool__(self) -> bool:
-        return bool(self.runs or self.jobs or self.notes or self.prune or self.meta)
+        return bool(self.runs or self.jobs or self.notes or self.prune or self.meta or self.alerts)

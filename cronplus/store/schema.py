@@ -66,6 +66,18 @@ SQLITE_MIGRATIONS: Sequence[str] = (
     ALTER TABLE runs ADD COLUMN caused_by INTEGER;
     ALTER TABLE runs ADD COLUMN starts_followers INTEGER NOT NULL DEFAULT 1;
     """,
+    # 7: what each job's alarms remember: failing since, last told, last success
+    """
+    CREATE TABLE alerts (
+        job TEXT PRIMARY KEY,
+        failing_since REAL,
+        told REAL,
+        untold INTEGER NOT NULL DEFAULT 0,
+        last_success REAL,
+        watched_since REAL,
+        overdue REAL
+    );
+    """,
 )
 SCHEMA_VERSION = len(SQLITE_MIGRATIONS)
 
@@ -199,6 +211,18 @@ POSTGRES_MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE runs ADD COLUMN caused_by BIGINT;
     ALTER TABLE runs ADD COLUMN starts_followers INTEGER NOT NULL DEFAULT 1;
+    """,
+    # 7: what each job's alarms remember, as for SQLite
+    """
+    CREATE TABLE alerts (
+        job TEXT PRIMARY KEY,
+        failing_since DOUBLE PRECISION,
+        told DOUBLE PRECISION,
+        untold INTEGER NOT NULL DEFAULT 0,
+        last_success DOUBLE PRECISION,
+        watched_since DOUBLE PRECISION,
+        overdue DOUBLE PRECISION
+    );
     """,
 )
 assert len(POSTGRES_MIGRATIONS) == SCHEMA_VERSION, "one schema history for both backends"

@@ -16,12 +16,23 @@ import os
 import sqlite3
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
 from ..errors import HistoryError
-from .records import FAILED_STATES, OPEN_STATES, RUN_COLUMNS, Changes, JobState, Run
+from .records import (
+    ALERT_COLUMNS,
+    FAILED_STATES,
+    OPEN_STATES,
+    RUN_COLUMNS,
+    AlertState,
+    Changes,
+    JobState,
+    Run,
+    alert_row,
+    upsert_alert,
+)
 from .schema import SCHEMA_VERSION, SQLITE_MIGRATIONS
 
 FILE_MODE = 0o600
@@ -33,6 +44,7 @@ WRITER_BUSY_MS = 100
 READER_BUSY_MS = 5000
 _SELECT = ", ".join(RUN_COLUMNS)
 _WITHOUT_OUTPUT = _SELECT.replace("output,", "NULL AS output,", 1)
+_UPSERT_ALERT = upsert_alert("?")
 _UPSERT_RUN = (
     f"INSERT INTO runs ({_SELECT}) VALUES ({', '.join('?' for _ in RUN_COLUMNS)})"
     " ON CONFLICT(id) DO UPDATE SET "
@@ -203,6 +215,7 @@ class SqliteHistory:
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 list(changes.meta.items()),
             )
+            db.executemany(_UPSERT_ALERT, [alert_row(a) for a in changes.alerts.values()])
             for job, keep in changes.prune.items():
                 db.execute(
                     "DELETE FROM runs WHERE job = ? AND state NOT IN (?, ?) AND id < ("
@@ -268,6 +281,10 @@ class SqliteHistory:
         ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
+    def alert_states(self) -> dict[str, AlertState]:
+        rows = self.db.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts").fetchall()
+        return {row[0]: AlertState(*row) for row in rows}
+
     def largest_run_id(self) -> int:
         row = self.db.execute(
             "SELECT MAX(m) FROM (SELECT MAX(id) AS m FROM runs"
@@ -304,6 +321,7 @@ class Snapshot:
     largest_run_id: int
     open_runs: list[Run]
     job_states: dict[str, JobState]
+    alert_states: dict[str, AlertState] = field(default_factory=dict)
 
 
 def open_daemon_history(path: str, now: datetime) -> tuple[SqliteHistory, Snapshot, Optional[str]]:
@@ -325,6 +343,7 @@ def _open_with_snapshot(path: str) -> tuple[SqliteHistory, Snapshot]:
             history.largest_run_id(),
             history.open_runs(),
             history.job_states(),
+            history.alert_states(),
         )
     except sqlite3.Error as exc:
         history.close()
@@ -352,6 +371,7 @@ def read_snapshot(path: str) -> Snapshot:
             reader.largest_run_id(),
             reader.open_runs(),
             reader.job_states(),
+            reader.alert_states(),
         )
     except sqlite3.Error as exc:
         raise HistoryError(f"{path}: {exc}") from exc

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 from ..errors import HistoryError
 from ..model import RunState, Trigger
-from .records import Changes, JobState, Run
+from .records import AlertState, Changes, JobState, Run
 from .sqlite import Snapshot, SqliteHistory, is_corrupt, move_aside, open_daemon_history
 
 MAX_UNWRITTEN_RUNS = 10_000
@@ -56,6 +56,7 @@ class RunStore:
         self._next_id = snapshot.largest_run_id + 1
         self._open = {run.id: run for run in snapshot.open_runs}
         self._jobs = dict(snapshot.job_states)
+        self._alerts = dict(snapshot.alert_states)
         self._pending = Changes()
         self._pending_output = 0
         self.failure: Optional[WriteFailure] = None
@@ -222,6 +223,16 @@ class RunStore:
             elif state.paused != flag:
                 self._jobs[job] = dataclasses.replace(state, paused=flag)
 
+    def alert_state(self, job: str) -> AlertState:
+        return self._alerts.get(job) or AlertState(job)
+
+    def alert_states(self) -> dict[str, AlertState]:
+        return dict(self._alerts)
+
+    def set_alert_state(self, state: AlertState) -> None:
+        self._alerts[state.job] = state
+        self._pending.alerts[state.job] = state
+
     def add_note(self, run_id: int, note: str) -> None:
         """Append a line to a run's notes, such as a notifier that failed."""
         run = self._pending.runs.get(run_id) or self._open.get(run_id)
@@ -262,6 +273,7 @@ class RunStore:
     def _hold_everything(self) -> None:
         """A file opened late, or started afresh, is given all that memory knows."""
         self._pending.jobs.update(self._jobs)
+        self._pending.alerts.update(self._alerts)
         for run_id, run in self._open.items():
             self._pending.runs.setdefault(run_id, run)
         self._pending.meta["instance"] = self.instance
@@ -314,6 +326,7 @@ class RunStore:
             self._failed(now, again)
             return False
         self._pending.jobs.update(self._jobs)
+        self._pending.alerts.update(self._alerts)
         self._pending.runs.update(
             {k: v for k, v in self._open.items() if k not in self._pending.runs}
         )

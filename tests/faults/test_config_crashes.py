@@ -168,7 +168,7 @@ def test_a_notifier_type_of_the_wrong_kind_is_a_problem(tmp_path: Path, value: s
     # a list or a mapping raised TypeError: unhashable type, from `kind not in NOTIFIER_TYPES`
     [found] = problems(tmp_path, f"notifiers:\n  n: {{type: {value}}}\n")
     assert found.startswith(":2:6: notifiers.n.type: found ")
-    assert found.endswith("expected one of desktop, command, webhook")
+    assert found.endswith("expected one of desktop, command, webhook, email")
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,12 @@ import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .model import Config, Job, Outcome, ScheduleKind, ScheduleSpec
-from .notify import Event, notifier_command
+from ..model import Config, Job, Outcome, ScheduleKind, ScheduleSpec
+from . import Event, notifier_command
 
 if TYPE_CHECKING:
-    from .runner import Runner, RunResult
-    from .store import RunStore
+    from ..runner import Runner, RunResult
+    from ..store import RunStore
 
 NO_SCHEDULE = ScheduleSpec(ScheduleKind.AT, at_local="1970-01-01T00:00")  # notifier runs
 
@@ -49,14 +49,15 @@ class Notifications:
             notifier = config.notifiers.get(name)
             if notifier is None:
                 continue
-            argv, env = notifier_command(notifier, event)
+            delivery = notifier_command(notifier, event)
             job = Job(
                 name=f"notifier:{name}",
                 schedule=NO_SCHEDULE,
                 timezone="UTC",
-                command=tuple(argv),
-                env=env,
-                timeout=60.0,
+                command=tuple(delivery.argv),
+                stdin=delivery.stdin,
+                env=delivery.env,
+                timeout=delivery.timeout,
                 kill_grace=5.0,
                 output_limit=4096,
             )

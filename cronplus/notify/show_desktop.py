@@ -6,7 +6,7 @@ cannot speak to alice's bus itself.  Run by file path with the daemon's Python,
 so it needs nothing of ours on the path; jeepney speaks D-Bus in pure Python,
 and notify-send is the fallback where jeepney is missing.
 
-    python desktop.py TITLE MESSAGE [URGENCY [ICON]]
+    python show_desktop.py TITLE MESSAGE [URGENCY [ICON]]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import sys
 
 # Run by file: the libraries installed beside our package (jeepney) are found from here.
-sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 URGENCY = {"low": 0, "normal": 1, "critical": 2}
 
@@ -71,7 +71,7 @@ def notify(title: str, message: str, urgency: str, icon: str) -> int:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
-        print("usage: desktop.py TITLE MESSAGE [URGENCY [ICON]]", file=sys.stderr)
+        print("usage: show_desktop.py TITLE MESSAGE [URGENCY [ICON]]", file=sys.stderr)
         return 2
     title, message = argv[0], argv[1]
     urgency = argv[2] if len(argv) > 2 else "normal"
