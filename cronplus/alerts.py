@@ -62,6 +62,8 @@ class Alerts(Watcher):
         self.watched: set[str] = set()  # jobs in trouble or with no_success_within: tick's work
         self._deadline: Optional[float] = None
         self._stale = True  # the deadline is recomputed before it is next read
+        # False on the nodes of a cluster but one: `no_success_within` is raised once
+        self.speaks_for_cluster = True
 
     # --- events ----------------------------------------------------------------------------
 
@@ -120,6 +122,23 @@ class Alerts(Watcher):
             job, now, count, job.on_failure, dataclasses.replace(event, ended=now.timestamp())
         )
 
+    def learn_success(self, run: Run, now: datetime) -> None:
+        """A success another node of a cluster had: it ends trouble that began before it."""
+        job = self.jobs.get(run.job)
+        if job is None or run.ended is None or job.run_on == "each":
+            return  # a job run on each node is in trouble or not on each
+        state = self.store.alert_state(job.name)
+        if run.ended <= max(state.last_success or 0.0, state.failing_since or 0.0):
+            return
+        self._succeeded(job, run, now)
+
+    def _speaks_for(self, job: Job) -> bool:
+        return self.speaks_for_cluster or job.run_on == "each"
+
+    def reconsider(self) -> None:
+        """Something outside the runs changed (who speaks for a cluster): look again."""
+        self._stale = True
+
     # --- the loop's step -------------------------------------------------------------------
 
     def deadline(self) -> Optional[datetime]:
@@ -148,6 +167,8 @@ class Alerts(Watcher):
             window, since = job.no_success_within, _since(state)
             if window is None or state.overdue is not None or since is None:
                 continue
+            if not self._speaks_for(job):
+                continue
             if since + window <= stamp:
                 self._overdue(job, state, window, now)
         self._stale = True
@@ -160,7 +181,12 @@ class Alerts(Watcher):
             if digest is not None:
                 times.append(digest)
             since = _since(state)
-            if job.no_success_within is not None and state.overdue is None and since is not None:
+            if (
+                job.no_success_within is not None
+                and state.overdue is None
+                and since is not None
+                and self._speaks_for(job)
+            ):
                 times.append(since + job.no_success_within)
         return min(times) if times else None
 

@@ -157,7 +157,8 @@ class Daemon:
         self.wake = asyncio.Event()
         mode = self.config.settings.cgroups if self.config else "auto"
         instance = self.history.instance
-        containment = choose(mode, instance, lambda why: self.log.warning(why))
+        group = f"{instance}-{self.cluster.node}" if self.cluster else instance  # nodes share one
+        containment = choose(mode, instance, lambda why: self.log.warning(why), group)
         self.runner = Runner(loop, self.clock, self._on_exit, containment, instance)
         self.log.info("runs contained", **containment.describe())
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):

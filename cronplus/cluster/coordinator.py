@@ -41,7 +41,10 @@ FULL_WAIT = 1.0  # seconds: a node with no free worker lets the others claim fir
 RETRY_POLL = 1.0  # seconds between looks for waiting retries to take
 
 Offer = Callable[[Run, Job], None]  # a run this node won: hand it to the caps
-Renewal = tuple[list[Run], list[tuple[str, str]], dict[str, bool]]  # swept, live, paused
+# swept, live, paused, other nodes' latest successes
+Renewal = tuple[list[Run], list[tuple[str, str]], dict[str, bool], list[Run]]
+# a success of another node may reach the store this long after it ended (write-behind)
+SUCCESS_LOOKBACK = 60.0
 Lost = Callable[[Run], None]  # a run of a dead node: retry it by policy
 
 
@@ -80,6 +83,8 @@ class Coordinator:
         self.unclaimed: Callable[[Run, Job], None] = lambda _run, _job: None
         self.live: list[str] = []  # nodes holding a lease, by name, at the last renewal
         self.differing: list[str] = []  # live nodes whose config digest differs from ours
+        self.learned_until = 0.0  # wall clock: the latest success of another node learned
+        self.learned: Callable[[list[Run]], None] = lambda _runs: None  # ...handed to alarms
 
     # --- the lease ---------------------------------------------------------------------------
 
@@ -126,6 +131,7 @@ class Coordinator:
         self.renewing = True
         facts, lease, incarnation = self.facts(), self.settings.lease, self.incarnation
         joined = self.joined
+        since = self.learned_until - SUCCESS_LOOKBACK
 
         def work(backend: PostgresHistory) -> Renewal:
             if joined:
@@ -133,7 +139,12 @@ class Coordinator:
                     raise LeaseLost("the lease had lapsed or was taken over")
             else:
                 leases.join(backend, incarnation, lease, facts)
-            return leases.sweep_dead(backend), leases.live(backend), leases.paused(backend)
+            return (
+                leases.sweep_dead(backend),
+                leases.live(backend),
+                leases.paused(backend),
+                backend.successes_since(since),
+            )
 
         def done(answer: Optional[Renewal], error: Optional[BaseException]) -> None:
             self.renewing = False
@@ -146,9 +157,12 @@ class Coordinator:
             self.valid_until = sent + lease * FENCE_FRACTION
             self.keeper.valid_until(self.valid_until)
             self.next_renewal = sent + lease / 3
-            swept, live, paused = answer or ([], [], {})
+            swept, live, paused, successes = answer or ([], [], {}, [])
             self._compare(live)
             self.store.learn_paused(paused, sent)
+            if successes:
+                self.learned_until = max([self.learned_until] + [r.ended or 0 for r in successes])
+            self.learned(successes)
             for run in swept:
                 self.log.warning(
                     "run of a dead node lost", job=run.job, run_id=run.id, node=run.node

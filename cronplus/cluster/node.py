@@ -105,6 +105,10 @@ class ClusterNode(Watcher):
             self._call_later,
         )
         self.coordinator.unclaimed = self._unclaimed
+        self.coordinator.learned = self._learned
+        # a success elsewhere may end trouble this node remembers from before a restart
+        troubled = [s.failing_since for s in snapshot.alert_states.values() if s.failing_since]
+        self.coordinator.learned_until = min([self.daemon.clock.now().timestamp(), *troubled])
         return store
 
     def _call_later(self, delay: float, callback: Any, *args: Any) -> None:
@@ -148,6 +152,19 @@ class ClusterNode(Watcher):
             state=RunState.MISSED,
             reason="missed: this node held no lease to claim it (cut off from the store)",
         )
+
+    def _learned(self, successes: list[Run]) -> None:
+        """Other nodes' successes end this node's alarms; the first live node by name
+        alone raises `no_success_within` alarms, for the whole cluster."""
+        alerts = self.daemon.alerts
+        if alerts is None or self.coordinator is None:
+            return
+        live = self.coordinator.live
+        alerts.speaks_for_cluster = not live or live[0] == self.node
+        now = self.daemon.clock.now()
+        for run in successes:
+            alerts.learn_success(run, now)
+        alerts.reconsider()
 
     def _lost(self, run: Run) -> None:
         self.daemon.after_run(run, "lost", self.daemon.clock.now())

@@ -46,10 +46,13 @@ from .subreaper import Subreaper
 MODES = ("auto", "off")
 
 
-def choose(mode: str, instance: str, warn: Callable[[str], None] = lambda _: None) -> Containment:
+def choose(
+    mode: str, instance: str, warn: Callable[[str], None] = lambda _: None, group: str = ""
+) -> Containment:
     """`auto`: v2 delegated, else v1 memory, else the subreaper; `off`: the subreaper.
 
-    `warn` hears of a cgroup that looked usable and was not.
+    `warn` hears of a cgroup that looked usable and was not.  `group` names the v1
+    group when `instance` may be shared by several daemons of one host (cluster nodes).
     """
     if mode == "auto":
         v2 = CgroupV2.detect()
@@ -60,7 +63,7 @@ def choose(mode: str, instance: str, warn: Callable[[str], None] = lambda _: Non
                 return v2
             except OSError as exc:
                 warn(f"cgroup v2 at {v2.runs} unusable: {exc.strerror or exc}")
-        v1 = CgroupV1.detect(instance)
+        v1 = CgroupV1.detect(group or instance)
         if v1 is not None:
             return v1
     return Subreaper(instance)

@@ -41,7 +41,7 @@ STATEMENT_TIMEOUT_MS = 10_000
 _SELECT = ", ".join(RUN_COLUMNS)
 _WITHOUT_OUTPUT = _SELECT.replace("output,", "NULL AS output,", 1)
 _MARKS = ", ".join(f"%({c})s" for c in RUN_COLUMNS)
-_UPSERT_ALERT = upsert_alert("%s")
+_UPSERT_ALERT = upsert_alert("%s", key=("job", "node"))
 _UPDATE = ", ".join(f"{c} = %({c})s" for c in RUN_COLUMNS if c != "id")
 _PASSWORD_IN_URL = re.compile(r"^[a-z]+://[^/@:]*:[^/@]*@")
 
@@ -177,7 +177,9 @@ class PostgresHistory:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 list(changes.meta.items()),
             )
-            cursor.executemany(_UPSERT_ALERT, [alert_row(a) for a in changes.alerts.values()])
+            cursor.executemany(
+                _UPSERT_ALERT, [(self.node, *alert_row(a)) for a in changes.alerts.values()]
+            )
             for job, keep in changes.prune.items():
                 cursor.execute(
                     "DELETE FROM runs WHERE job = %s AND NOT (state = ANY(%s)) AND id < ("
@@ -315,8 +317,20 @@ class PostgresHistory:
         return {r[0]: int(r[1]) for r in rows}
 
     def alert_states(self) -> dict[str, AlertState]:
-        rows = self.db.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts").fetchall()
+        """This node's: each node remembers the alarms it raised."""
+        rows = self.db.execute(
+            f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE node = %s", (self.node,)
+        ).fetchall()
         return {row[0]: AlertState(*row) for row in rows}
+
+    def successes_since(self, since: float) -> list[Run]:
+        """Each job's latest success by another node that ended after `since`."""
+        return self._runs(
+            "WHERE id IN (SELECT DISTINCT ON (job) id FROM runs WHERE state = 'succeeded'"
+            " AND ended > %s AND node <> %s ORDER BY job, ended DESC)",
+            (since, self.node),
+            columns=_WITHOUT_OUTPUT,
+        )
 
     def meta(self, key: str) -> Optional[str]:
         row = self.db.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()

@@ -70,12 +70,14 @@ ALERT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AlertState))
 RUN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Run))
 
 
-def upsert_alert(mark: str) -> str:
-    """The statement that writes one AlertState, with the driver's placeholder `mark`."""
+def upsert_alert(mark: str, key: tuple[str, ...] = ("job",)) -> str:
+    """The statement that writes one AlertState, with the driver's placeholder `mark`;
+    the columns of `key` beyond `job` come first in the values."""
+    columns = (*key[1:], *ALERT_COLUMNS)
     return (
-        f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)})"
-        f" VALUES ({', '.join(mark for _ in ALERT_COLUMNS)}) ON CONFLICT(job) DO UPDATE SET "
-        + ", ".join(f"{c} = excluded.{c}" for c in ALERT_COLUMNS if c != "job")
+        f"INSERT INTO alerts ({', '.join(columns)})"
+        f" VALUES ({', '.join(mark for _ in columns)}) ON CONFLICT({', '.join(key)})"
+        " DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in ALERT_COLUMNS if c != "job")
     )
 
 

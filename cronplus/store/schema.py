@@ -212,17 +212,21 @@ POSTGRES_MIGRATIONS: Sequence[str] = (
     ALTER TABLE runs ADD COLUMN caused_by BIGINT;
     ALTER TABLE runs ADD COLUMN starts_followers INTEGER NOT NULL DEFAULT 1;
     """,
-    # 7: what each job's alarms remember, as for SQLite
+    # 7: what each job's alarms remember, as for SQLite but a row a node: each node tells
+    # of the runs it ran and the instants it missed, and learns the others' successes
     """
     CREATE TABLE alerts (
-        job TEXT PRIMARY KEY,
+        job TEXT NOT NULL,
+        node TEXT NOT NULL DEFAULT '',
         failing_since DOUBLE PRECISION,
         told DOUBLE PRECISION,
         untold INTEGER NOT NULL DEFAULT 0,
         last_success DOUBLE PRECISION,
         watched_since DOUBLE PRECISION,
-        overdue DOUBLE PRECISION
+        overdue DOUBLE PRECISION,
+        PRIMARY KEY (job, node)
     );
+    CREATE INDEX runs_succeeded ON runs(ended) WHERE state = 'succeeded';
     """,
 )
 assert len(POSTGRES_MIGRATIONS) == SCHEMA_VERSION, "one schema history for both backends"

@@ -340,3 +340,45 @@ jobs:
     assert (answer["retries"], answer["attempt"]) == (first, 2)
     logs = ctl(a.dir, "logs", str(first))
     assert logs.returncode == 0 and "exit code 3" in logs.stderr
+
+
+def test_alarms_are_raised_once_for_the_cluster_and_any_node_success_ends_them(
+    cluster_factory: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    told, fixed = tmp_path / "told", tmp_path / "fixed"
+    jobs = f"""
+notifiers:
+  note: {{type: command, command: 'echo "$CRONPLUS_EVENT $CRONPLUS_JOB" >> {told}'}}
+jobs:
+  flaky: {{schedule: "* * * * * *", command: "test -e {fixed}", on_failure: [note]}}
+  quiet:
+    schedule: "0 0 1 1 *"
+    command: "true"
+    on_failure: [note]
+    no_success_within: 4s
+"""
+    cluster = cluster_factory(jobs)
+    cluster.add("a"), cluster.add("b")
+    cluster.start()
+
+    def lines() -> list[str]:
+        return told.read_text().splitlines() if told.exists() else []
+
+    cluster.wait_for(lambda: "no-success quiet" in lines() and "failure flaky" in lines())
+    time.sleep(6)  # a few renewals: a second node would have raised its own no-success
+    failing = cluster.query("SELECT DISTINCT node FROM runs WHERE job = 'flaky'")
+    assert lines().count("no-success quiet") == 1, lines()
+    # each node tells the start of the trouble it saw, once, then counts for the digest
+    assert 1 <= lines().count("failure flaky") <= len(failing), lines()
+    fixed.touch()
+    cluster.wait_for(
+        lambda: lines().count("recovery flaky") == lines().count("failure flaky"), timeout=20
+    )
+    assert ctl(cluster.nodes["a"].dir, "run", "quiet").returncode == 0
+    cluster.wait_for(lambda: "recovery quiet" in lines(), timeout=20)
+    time.sleep(6)
+    shown = Counter(lines())
+    logs = "\n".join(d.log.read_text() for d in cluster.nodes.values())
+    assert shown["recovery flaky"] == shown["failure flaky"], logs
+    # quiet may be overdue again 4 s after its success; it recovered once
+    assert shown["recovery quiet"] == 1, lines()
