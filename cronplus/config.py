@@ -23,6 +23,7 @@ from .configkeys import (
     DAEMON_KEYS,
     JOB_KEYS,
     JOB_NAME,
+    METRICS_KEYS,
     NOTIFIER_TYPES,
     NOTIFIER_VALUES,
     SCHEDULE_KEYS,
@@ -31,7 +32,7 @@ from .configkeys import (
 )
 from .configreader import Entry, Reader, join
 from .errors import ConfigError, ScheduleError
-from .model import Config, Job, Notifier, ScheduleKind, ScheduleSpec, Settings
+from .model import Config, Job, MetricsSettings, Notifier, ScheduleKind, ScheduleSpec, Settings
 from .schedule import build_rule
 
 __all__ = ["DAEMON_KEYS", "JOB_KEYS", "NOTIFIER_TYPES", "load", "machine_zone"]
@@ -196,7 +197,13 @@ def _settings(
     if section is None:
         return Settings(), {}
     entries = reader.keys(
-        file, loader, section[1], "daemon", DAEMON_KEYS, "a daemon key", unbuilt=("pools",)
+        file,
+        loader,
+        section[1],
+        "daemon",
+        DAEMON_KEYS,
+        "a daemon key",
+        unbuilt=("pools", "metrics"),
     )
     pools: dict[str, int] = {}
     if "pools" in entries:
@@ -208,6 +215,16 @@ def _settings(
             ok, size = reader.value(file, loader, value_node, path, pool_size)
             if ok:
                 pools[name] = size
+    if "metrics" in entries:
+        entry = entries.pop("metrics")
+        metrics = reader.keys(
+            file, loader, entry.node, "daemon.metrics", METRICS_KEYS, "listen or textfile"
+        )
+        textfile = metrics["textfile"].value if "textfile" in metrics else ""
+        if textfile:
+            textfile = os.path.join(os.path.dirname(file), os.path.expanduser(textfile))
+        listen = metrics["listen"].value if "listen" in metrics else None
+        entries["metrics"] = Entry(MetricsSettings(listen, textfile), entry.node, file)
     values = {k: e.value for k, e in entries.items()}
     if "history" in values:
         values["history"] = os.path.join(

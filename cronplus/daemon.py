@@ -26,6 +26,7 @@ from typing import Any, Optional
 import structlog
 
 from . import __version__, accounting, config, logs
+from .activity import Activity
 from .clock import Clock, SystemClock, iso_utc
 from .clockwatch import THRESHOLD, ClockWatch
 from .containment import boot_id, choose, process_start_ticks
@@ -34,6 +35,7 @@ from .dispatch import Decision, Dispatcher, retry_delay
 from .errors import ConfigError, ConfigProblem, CronplusError, HistoryError
 from .events import Watchers
 from .ledger import InstantLedger
+from .metrics import Metrics
 from .model import Config, Job, Outcome, RunState, Trigger
 from .notifications import Notifications
 from .notify import Event, event_for
@@ -90,6 +92,10 @@ class Daemon:
         self.started_at = clock.now().timestamp()
         self.boot_id = boot_id()
         self.gate = Gate()  # control workers pause while the loop starts runs
+        self.activity = Activity()  # the latest events, for `cronplusctl events` and the dashboard
+        self.watchers.add(self.activity)
+        self.watchers.add(Metrics(self.log, self.gate, lambda c: paths.history(c.settings.history)))
+        self.planner.timer.on_change = self.watchers.next_run
         self.manager = ServiceManager()
 
     @property
@@ -191,6 +197,7 @@ class Daemon:
             self.clockwatch.close()
             if self.runner is not None:
                 self.runner.close()
+            self.watchers.stopped(self.clock.now())
         self.log.info("stopped")
         if self.history is not None:
             self.flush(self.clock.now())
@@ -214,6 +221,7 @@ class Daemon:
         else:
             self.stop_overdue()
         self.flush(now)
+        self.watchers.runs_waiting(len(self.dispatcher.waiting), now)
         self.notifications.send(self.runner, self.config)
         self.heartbeat()
         return not (

@@ -157,6 +157,18 @@ class Notifier:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """`daemon.metrics`: where the Prometheus metrics go; both off by default."""
+
+    listen: Optional[tuple[str, int]] = None  # (host, port) of the HTTP endpoint
+    textfile: str = ""  # a node_exporter textfile, written atomically
+
+    @property
+    def enabled(self) -> bool:
+        return self.listen is not None or bool(self.textfile)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The `daemon:` section."""
 
@@ -166,6 +178,7 @@ class Settings:
     keep_runs: int = 1000
     shutdown_grace: float = 30.0
     cgroups: str = "auto"  # auto: a cgroup per run where the kernel allows; off: subreaper tracking
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 @dataclass(frozen=True)

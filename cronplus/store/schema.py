@@ -55,5 +55,9 @@ SQLITE_MIGRATIONS: Sequence[str] = (
     CREATE INDEX runs_missed ON runs(job, scheduled) WHERE state = 'missed';
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 5: runs by when they ended, for the runs of a window of time (the dashboard's timeline)
+    """
+    CREATE INDEX runs_by_end ON runs(ended);
+    """,
 )
 SCHEMA_VERSION = len(SQLITE_MIGRATIONS)
