@@ -19,6 +19,8 @@ from .clock import SystemClock, iso_utc, zone
 from .control import (
     MAX_NEXT,
     MAX_RUNS,
+    MAX_WINDOW_HOURS,
+    MAX_WINDOW_RUNS,
     METHOD_BY_NAME,
     Client,
     DaemonDown,
@@ -492,6 +494,23 @@ class Ctl:
         self.emit(answer, lambda: f"reloaded: {answer['jobs']} jobs")
         return EXIT_OK
 
+    # --- following what happens (in ctlwatch) ----------------------------------------------
+
+    def runs(self) -> int:
+        from . import ctlwatch
+
+        return ctlwatch.runs(self)
+
+    def events(self) -> int:
+        from . import ctlwatch
+
+        return ctlwatch.events(self)
+
+    def web(self) -> int:
+        from . import ctlwatch
+
+        return ctlwatch.web(self)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -535,6 +554,24 @@ def build_parser() -> argparse.ArgumentParser:
     check = command("check", "validate a config file and its drop-ins", json_flag=False)
     check.add_argument("file", nargs="?", help="the file to check (default: the config)")
     command("reload", help_of["reload"])
+    window = command("runs", help_of["runs"])
+    window.add_argument(
+        "--hours",
+        type=int,
+        default=24,
+        help=f"how far back (default 24, at most {MAX_WINDOW_HOURS})",
+    )
+    window.add_argument("--job", help="one job only")
+    window.add_argument("-n", type=int, default=1000, help="at most this many (default 1000)")
+    feed = command("events", help_of["events"])
+    feed.add_argument("--after", type=int, default=0, help="after this event number")
+    feed.add_argument("--follow", action="store_true", help="keep printing new events")
+    web = command("web", "serve the dashboard as you, over the control socket", json_flag=False)
+    web.add_argument(
+        "--listen",
+        default="127.0.0.1:0",
+        help="HOST:PORT to serve on (default: loopback, a free port)",
+    )
     command("version", "versions of cronplusctl and the running daemon")
     command("health", help_of["health"] + " (exit 1 when it does not)")
     command("jobs", "job names, one a line (for shell completion)", json_flag=False)
@@ -563,9 +600,12 @@ def subcommands() -> list[str]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    most = MAX_RUNS if args.command == "history" else MAX_NEXT
+    most = {"history": MAX_RUNS, "runs": MAX_WINDOW_RUNS}.get(args.command, MAX_NEXT)
     if not 1 <= getattr(args, "n", 1) <= most:
         print(f"cronplusctl: -n must be from 1 to {most}", file=sys.stderr)
+        return EXIT_USAGE
+    if not 1 <= getattr(args, "hours", 1) <= MAX_WINDOW_HOURS:
+        print(f"cronplusctl: --hours must be from 1 to {MAX_WINDOW_HOURS}", file=sys.stderr)
         return EXIT_USAGE
     ctl = Ctl(args)
     try:

@@ -48,6 +48,13 @@ def job_record(
     return {
         "job": job.name,
         "schedule": job.schedule.describe(),
+        "spec": {
+            "kind": job.schedule.kind.value,
+            "expressions": list(job.schedule.expressions),
+            "every": job.schedule.every_seconds,
+            "at": job.schedule.at_local,
+        },
+        "jitter": job.jitter,
         "timezone": job.timezone,
         "user": job.user,
         "description": job.description,
@@ -59,8 +66,22 @@ def job_record(
     }
 
 
+def recent_record(run: Run) -> Record:
+    """A run as a status strip shows it."""
+    return {
+        "id": run.id,
+        "state": run.state,
+        "at": iso_utc(run.started or run.scheduled or run.created),
+        "duration": run.duration,
+    }
+
+
 def status_from_history(
-    config: Config, history: Optional[SqliteHistory], now: datetime, names: list[str]
+    config: Config,
+    history: Optional[SqliteHistory],
+    now: datetime,
+    names: list[str],
+    recent: int = 0,
 ) -> list[Record]:
     """Job records from the history file alone (or none yet), for when the daemon is down."""
     states: dict[str, JobState] = {}
@@ -73,7 +94,7 @@ def status_from_history(
         for run in history.open_runs():
             if run.state == "running":
                 running.setdefault(run.job, []).append(run.id)
-    return [
+    records = [
         job_record(
             config.jobs[name],
             now,
@@ -84,3 +105,8 @@ def status_from_history(
         )
         for name in names
     ]
+    if recent:
+        for record in records:
+            runs = history.runs(record["job"], recent) if history is not None else []
+            record["recent"] = [recent_record(r) for r in runs]
+    return records
