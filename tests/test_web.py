@@ -139,7 +139,7 @@ def test_token_csrf_and_pages_of_errors(
     code, page, headers = browser.get("/jobs")
     assert code == 200 and "greet" in page and "says hello" in page
     assert "default-src 'self'" in headers["Content-Security-Policy"]
-    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Referrer-Policy"] == "same-origin"
     cookie = next(iter(browser.jar))
     assert cookie.has_nonstandard_attr("HttpOnly") and cookie.value == dashboard.token
 

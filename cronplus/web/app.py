@@ -75,7 +75,8 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
         " frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     )
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on a POST
+    response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Cache-Control", "no-store")
     return response
@@ -245,6 +246,7 @@ async def job_page(request: web.Request) -> web.StreamResponse:
         request,
         "job.html",
         title=name,
+        follow=name,
         live=status.live,
         row=views.job_row(record),
         runs=runs,

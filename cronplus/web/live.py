@@ -3,15 +3,16 @@
 While at least one page follows, the dashboard asks the daemon for new events
 every POLL seconds (one cheap call, whatever the number of pages) and sends each
 page a server-sent `change` event when a run of a job its user may see started or
-ended, or the configuration changed; `down` while the daemon is not running.
-Pages then fetch themselves again.  A comment every KEEPALIVE seconds keeps
-proxies from closing a quiet stream.
+ended, or the configuration changed (its data names the jobs, `*` for all);
+`down` while the daemon is not running.  Pages then fetch themselves again.  A
+comment every KEEPALIVE seconds keeps proxies from closing a quiet stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Callable, Optional
 
@@ -67,7 +68,11 @@ class Live:
                     if down:
                         self._send(b"event: change\ndata: up\n\n")
                 elif answer["events"] or not answer["complete"]:
-                    self._send(f"event: change\ndata: {answer['seq']}\n\n".encode())
+                    jobs = sorted({e["job"] or "*" for e in answer["events"]})
+                    if not answer["complete"]:
+                        jobs = ["*"]
+                    data = json.dumps({"seq": answer["seq"], "jobs": jobs})
+                    self._send(f"event: change\ndata: {data}\n\n".encode())
                 down, seq = False, answer["seq"]
             await asyncio.sleep(self.every)
 
