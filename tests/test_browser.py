@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,9 +19,12 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import pytest
+from helpers import history_file
 from test_control import importable_copy, shared_dir, users
 from test_end_to_end import DaemonProcess, ctl, daemon_factory
 from test_web import Dashboard, dashboard_factory
+
+from cronplus.model import RunState, Trigger
 
 __all__ = ["daemon_factory", "dashboard_factory", "shared_dir", "users"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,15 +70,18 @@ def browser(tmp_path: Path) -> Iterator[Any]:
             context.close()
 
 
-def screenshot(page: Any, name: str) -> None:
+def screenshot(page: Any, name: str, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
 
 
 JOBS = """
 jobs:
+  report: {schedule: "0 * * * *", command: "true", description: "hourly report"}
+  sync: {schedule: "15 */2 * * *", command: "true", max_concurrent: 2, overlap: queue}
   greet: {schedule: "0 0 1 1 *", command: "echo hello from greet", description: "says hello"}
   backup: {schedule: "30 2 * * *", timezone: America/New_York, command: "true"}
+  both: {schedule: "0 2,3 * * *", timezone: America/New_York, command: "true"}
   flaky: {schedule: "* * * * * */2", command: "echo broken >&2; exit 3", description: "always fails"}
   slow: {schedule: "* * * * * *", command: "sleep 2.5", max_concurrent: 3, overlap: queue}
   tick: {schedule: "* * * * * */2", command: "sleep 0.2"}
@@ -85,13 +92,58 @@ daemon:
 """
 
 
+def prefill_day(path: Path) -> dict[str, list[str]]:
+    """The last day of two jobs, as a daemon would have recorded it: `report` every hour
+    (every fifth run fails), `sync` every two hours running 2.5 h, so that runs overlap, and
+    waiting a few minutes for a worker; one instant of each missed, one sync skipped."""
+    now = time.time()
+    hour = 3600.0
+    first = (now // hour - 23) * hour
+    states: dict[str, list[str]] = {"report": [], "sync": []}
+    with history_file(path) as store:
+        for index in range(23):
+            due = first + index * hour
+            if index == 7:
+                store.create_run("report", due, Trigger.SCHEDULE, due + 600, RunState.MISSED,
+                                 reason="missed: the daemon was down")  # fmt: skip
+                states["report"].append("missed")
+                continue
+            ok = index % 5 != 3
+            _finished(store, "report", due, due + 0.01, 240 + 60 * (index % 4), ok)
+            states["report"].append("succeeded" if ok else "failed")
+            if index % 2 == 0 and index != 12:
+                _finished(store, "sync", due + 900, due + 900 + 60 * (index % 3), 9000, True)
+                states["sync"].append("succeeded")
+        store.create_run("sync", first + 12 * hour + 900, Trigger.SCHEDULE, first + 12 * hour,
+                         RunState.SKIPPED, reason="skipped: overlap: 2 run(s) already running")  # fmt: skip
+    return states
+
+
+def _finished(store: Any, job: str, due: float, started: float, seconds: float, ok: bool) -> None:
+    run_id = store.create_run(job, due, Trigger.SCHEDULE, due)
+    store.transition(run_id, RunState.RUNNING, [RunState.PENDING], started=started, pid=1)
+    store.transition(
+        run_id,
+        RunState.SUCCEEDED if ok else RunState.FAILED,
+        [RunState.RUNNING],
+        ended=started + seconds,
+        duration=seconds,
+        exit_code=0 if ok else 2,
+        reason="" if ok else "exit code 2",
+        output=b"report written\n" if ok else b"cannot reach the database\n",
+        output_bytes=15 if ok else 26,
+    )
+
+
 def test_the_pages_in_chromium(
     tmp_path: Path,
     daemon_factory: Callable[[str], DaemonProcess],
     dashboard_factory: Callable[[DaemonProcess], Dashboard],
     browser: Any,
 ) -> None:
-    daemon = daemon_factory(JOBS).start()
+    daemon = daemon_factory(JOBS)
+    day = prefill_day(daemon.state / "history.db")
+    daemon.start()
     daemon.wait_for(lambda: sum(r["state"] == "failed" for r in daemon.runs("flaky")) >= 2)
     daemon.wait_for(lambda: sum(r["state"] == "succeeded" for r in daemon.runs("slow")) >= 2)
     dashboard = dashboard_factory(daemon)
@@ -113,10 +165,29 @@ def test_the_pages_in_chromium(
     assert backup.get_by_text("At 02:30").count() == 1
     assert page.locator('tr[data-job="flaky"] .rate').inner_text() == "0%"
     assert page.locator('tr[data-job="flaky"] ol.strip li.s-failed').count() >= 2
+    report = page.locator('tr[data-job="report"] ol.strip li')
+    shown = report.evaluate_all("items => items.map(i => i.className.slice(2))")
+    assert shown == day["report"][-20:]  # the latest 20, oldest first
+    counted = [s for s in day["report"][-20:] if s != "missed"]
+    rate = round(100 * counted.count("succeeded") / len(counted))
+    assert page.locator('tr[data-job="report"] .rate').inner_text() == f"{rate}%"
     screenshot(page, "jobs")
 
-    # timeline: a failed run drawn as failed, overlapping runs of `slow` stacked
+    # a day of the timeline: the prefilled failures, sync's overlaps, the missed instant
     page.goto(f"{dashboard.base}/timeline")
+    report_lane = page.locator('g.lane[data-job="report"]')
+    assert report_lane.locator('rect.bar[data-state="failed"]').count() == day["report"].count(
+        "failed"
+    )
+    assert report_lane.locator('path.mark[data-state="missed"]').count() == 1
+    sync_lane = page.locator('g.lane[data-job="sync"]')
+    assert int(sync_lane.get_attribute("data-overlaps") or 0) >= 1
+    assert sync_lane.locator("rect.wait").count() >= 1  # started minutes after its instant
+    assert sync_lane.locator('path.mark[data-state="skipped"]').count() == 1
+    screenshot(page, "timeline-day")
+
+    # timeline: a failed run drawn as failed, overlapping runs of `slow` stacked
+    page.goto(f"{dashboard.base}/timeline?range=1h")
     failed = page.locator('g.lane[data-job="flaky"] rect.bar[data-state="failed"]')
     assert failed.count() >= 2
     assert ": failed," in (failed.first.locator("title").text_content() or "")
@@ -126,12 +197,25 @@ def test_the_pages_in_chromium(
     assert int(slow.get_attribute("data-rows") or 0) >= 2
     assert "(overlap)" in (slow.locator("text.lane-name").text_content() or "")
     assert page.locator('g.lane[data-job^="pooled"] rect.wait').count() >= 1  # one waited
-    screenshot(page, "timeline")
+    screenshot(page, "timeline-hour")
 
-    # upcoming: backup's next runs, with its zone
+    # upcoming: backup's next runs; and across New York's spring change of 2027-03-14
     page.goto(f"{dashboard.base}/upcoming?days=3")
     assert page.locator('tr[data-job="backup"]').count() >= 2
-    screenshot(page, "upcoming")
+    page.goto(f"{dashboard.base}/upcoming?from=2027-03-13&days=2")
+    moved = page.locator('tr.dst-row[data-job="backup"]')
+    assert moved.locator("td").nth(1).inner_text() == "2027-03-14 07:00:00Z"
+    assert moved.locator(".dst-note").inner_text().startswith("moved: 02:30 falls in")
+    merged = page.locator('tr.dst-row[data-job="both"] .dst-note').inner_text()
+    assert merged == "merged: 02:00 (skipped by the clocks) and 03:00 run once"
+    assert (
+        page.locator("p.dst")
+        .inner_text()
+        .endswith("America/New_York: clocks go forward 1h at 02:00 local time, to 03:00 EDT")
+    )
+    moved.scroll_into_view_if_needed()
+    page.evaluate("window.scrollBy(0, 250)")
+    screenshot(page, "upcoming", full_page=False)
 
     # job: pressing "run" starts a run that appears in the history; its output can be read
     page.goto(f"{dashboard.base}/jobs/greet")

@@ -151,12 +151,16 @@ def test_token_csrf_and_pages_of_errors(
         ("/jobs/greet?state=exploded", 400),
         ("/timeline?range=1y", 400),
         ("/upcoming?days=15", 400),
+        ("/upcoming?from=yesterday", 400),
+        ("/upcoming?from=2020-01-01", 400),
         ("/jobs/greet?run=999999", 404),
         ("/jobs/greet/runs/x/output", 400),
     ]:
         code, page, _ = browser.get(path)
         assert code == expected, (path, code)
         assert f"<h1>{expected} · " in page and "Traceback" not in page
+
+    assert browser.get("/timeline?range=1h")[0] == 200
 
     # an action without the form's CSRF token, or from another site, changes nothing
     assert browser.post("/jobs/greet/run", {})[0] == 403

@@ -16,8 +16,9 @@ import hmac
 import json
 import sys
 from collections.abc import Awaitable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional, TypeVar
+from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
@@ -34,7 +35,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UTC = timezone.utc
 ACTIONS = ("run", "retry", "pause", "resume")
 STATES = ("all", "succeeded", "failed", "skipped", "missed", "running", "pending")
-RANGES = {"24h": 24, "7d": 7 * 24}
+RANGES = {"1h": 1, "24h": 24, "7d": 7 * 24}
 STRIP = 20  # runs in each job's strip
 OUTPUT_SHOWN = 16 * 1024  # bytes of a run's output shown on its job's page
 SOURCE_KEY: web.AppKey[Source] = web.AppKey("source", Source)
@@ -315,17 +316,35 @@ async def timeline_page(request: web.Request) -> web.StreamResponse:
     )
 
 
+def start_day(request: web.Request, zone: str) -> tuple[datetime, str]:
+    """`from`: a day (YYYY-MM-DD in `zone`) to look ahead from, today to a year on."""
+    now = datetime.now(UTC)
+    raw = request.query.get("from", "")
+    if not raw:
+        return now, ""
+    try:
+        day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=ZoneInfo(zone))
+    except ValueError:
+        raise Problem(400, "Bad request", '"from" must be a day such as 2027-03-14.') from None
+    today = now.astimezone(ZoneInfo(zone)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if not today <= day <= today + timedelta(days=366):
+        raise Problem(400, "Bad request", '"from" must be a day from today to a year from now.')
+    return max(now, day.astimezone(UTC)), raw
+
+
 async def upcoming_page(request: web.Request) -> web.StreamResponse:
     days = number(request, "days", 2, 1, 14)
-    status: Answer = await fetch(request, lambda s: s.status(0))
     zone = request.app[ZONE_KEY]
-    found, cut = views.upcoming(status.value, datetime.now(UTC), days, zone)
+    start, shown = start_day(request, zone)
+    status: Answer = await fetch(request, lambda s: s.status(0))
+    found, cut = views.upcoming(status.value, start, days, zone)
     return render(
         request,
         "upcoming.html",
         title="Upcoming",
         live=status.live,
         days=days,
+        start=shown,
         found=found,
         cut=cut,
         zone=zone,

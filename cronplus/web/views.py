@@ -359,16 +359,23 @@ def _wait(run: Record, seconds: float) -> str:
 
 
 def _ticks(since: float, until: float, zone: str, x_of: Any) -> list[tuple[float, str]]:
-    """Every third hour of a day's window, every midnight of a week's, in `zone`."""
+    """Every 10 minutes of an hour's window, every third hour of a day's, every midnight of
+    a week's, in `zone`."""
     tz = ZoneInfo(zone)
-    daily = until - since > 2 * 86400
+    span = until - since
     ticks: list[tuple[float, str]] = []
-    stamp = math.ceil(since / 900) * 900  # quarter hours: some zones are 30 or 45 minutes off
+    stamp = math.ceil(since / 300) * 300  # 5 minutes: some zones are 30 or 45 minutes off
     while stamp <= until:
         moment = datetime.fromtimestamp(stamp, tz)
-        if moment.minute == 0 and (moment.hour == 0 if daily else moment.hour % 3 == 0):
-            ticks.append((x_of(stamp), f"{moment:%a %d}" if daily else f"{moment:%H:%M}"))
-        stamp += 900
+        if span <= 2 * 3600:
+            wanted, shown = moment.minute % 10 == 0, f"{moment:%H:%M}"
+        elif span <= 2 * 86400:
+            wanted, shown = moment.minute == 0 and moment.hour % 3 == 0, f"{moment:%H:%M}"
+        else:
+            wanted, shown = moment.minute == 0 and moment.hour == 0, f"{moment:%a %d}"
+        if wanted:
+            ticks.append((x_of(stamp), shown))
+        stamp += 300
     return ticks
 
 
@@ -395,7 +402,8 @@ class Day:
 def upcoming(
     records: Sequence[Record], now: datetime, days: int, zone: str
 ) -> tuple[list[Day], list[str]]:
-    """The runs of the next `days` days, by day in `zone`; and the jobs cut short."""
+    """The runs of `days` days from `now` (the present, or a later instant to look ahead
+    to), by day in `zone`; and the jobs cut short."""
     end = now + timedelta(days=days)
     runs: list[Upcoming] = []
     cut: list[str] = []
@@ -406,7 +414,7 @@ def upcoming(
         if first is None or record["paused"]:
             continue
         spec = record["spec"]
-        instants = _instants(spec, record["timezone"], first, end)
+        instants = _instants(spec, record["timezone"], first, now, end)
         if len(instants) > MAX_UPCOMING_PER_JOB:
             instants = instants[:MAX_UPCOMING_PER_JOB]
             cut.append(record["job"])
@@ -439,13 +447,22 @@ def upcoming(
     return ordered, cut
 
 
-def _instants(spec: Record, zone: str, first: datetime, end: datetime) -> list[datetime]:
+def _instants(
+    spec: Record, zone: str, first: datetime, start: datetime, end: datetime
+) -> list[datetime]:
+    """The instants in [start, end] of a job whose next run is `first` (the daemon's word);
+    after it, the schedule's own (an `every:` job keeps the phase of `first`)."""
     kind = ScheduleKind(spec["kind"])
     rule = build_rule(
         ScheduleSpec(kind, tuple(spec["expressions"]), float(spec["every"]), spec["at"]),
         zone,
         shared=False,
     )
+    if first < start:
+        found = rule.next_after(start - timedelta(microseconds=1), first)
+        if found is None:
+            return []
+        first = found
     out = [first] if first <= end else []
     after = first
     while out and len(out) <= MAX_UPCOMING_PER_JOB:
