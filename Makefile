@@ -8,6 +8,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SYSCONFDIR ?= /etc
 PYTHON ?= python3
+EXTRAS ?= web  # the dashboard's packages; EXTRAS= installs the daemon and cronplusctl alone
 
 BINDIR = $(PREFIX)/bin
 LIBDIR = $(PREFIX)/lib/cronplus
@@ -21,7 +22,7 @@ ZSHCOMPDIR = $(PREFIX)/share/zsh/vendor-completions
 
 install:
 	$(PYTHON) -m venv --clear $(DESTDIR)$(LIBDIR)
-	$(DESTDIR)$(LIBDIR)/bin/python -m pip install --quiet --disable-pip-version-check .
+	$(DESTDIR)$(LIBDIR)/bin/python -m pip install --quiet --disable-pip-version-check ".$(if $(strip $(EXTRAS)),[$(strip $(EXTRAS))])"
 	# scripts must name the interpreter where it will live, not where it was staged
 	test -z "$(DESTDIR)" || sed -i '1s|^#!$(DESTDIR)|#!|' $(DESTDIR)$(LIBDIR)/bin/cronplus $(DESTDIR)$(LIBDIR)/bin/cronplusctl
 	install -d $(DESTDIR)$(BINDIR)
