@@ -357,6 +357,13 @@ def test_a_user_who_may_not_act_gets_no_button_and_a_403(
         run_id = daemon.runs("alice-job")[0]["id"]
         page.goto(f"{dashboard.base}/jobs/alice-job?run={run_id}")
         assert page.locator("pre.output").inner_text().strip() == alice
+        # the daemon stops: alice may not read root's history file, and is told so
+        daemon.signal(signal.SIGTERM)
+        daemon.wait_exit()
+        answer = page.goto(f"{dashboard.base}/jobs")
+        assert answer is not None and answer.status == 503
+        assert "readable by its owner only" in page.locator("main").inner_text()
+        screenshot(page, "down-and-private")
     finally:
         dashboard.stop()
         daemon.stop()

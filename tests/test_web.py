@@ -6,12 +6,15 @@ browser hides: status codes, the token, CSRF, the pages of errors, and the sched
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
+import os
 import re
 import select
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -42,6 +45,7 @@ class Dashboard:
             stderr=subprocess.PIPE,
             text=True,
             env=child_env() if argv_prefix is None else None,
+            start_new_session=True,  # stopped as a group: runuser does not pass signals on
         )
         assert self.process.stdout is not None
         ready, _, _ = select.select([self.process.stdout], [], [], 30)
@@ -56,13 +60,20 @@ class Dashboard:
         self.csrf = csrf_token(self.token)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+        group = self.process.pid  # its own session and process group
+        for signum in (signal.SIGINT, signal.SIGKILL):
+            try:
+                os.killpg(group, signum)
+            except ProcessLookupError:
+                break
             try:
                 self.process.wait(10)
+                time.sleep(0.2)  # the children of runuser
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        self.process.wait()
 
 
 class Browser:
