@@ -27,6 +27,7 @@ from croniter import croniter
 from croniter.croniter import CroniterBadDateError
 
 from .clock import zone
+from .convert import show
 from .errors import ScheduleError
 from .model import ScheduleKind, ScheduleSpec
 
@@ -226,7 +227,7 @@ class AtRule:
             wall = datetime.fromisoformat(local)
         except ValueError:
             raise ScheduleError(
-                f'"{local}" is not a date and time, expected ISO 8601 such as 2027-01-01T09:00'
+                f"{show(local)} is not a date and time, expected ISO 8601 such as 2027-01-01T09:00"
             ) from None
         try:
             if wall.tzinfo is not None:
@@ -235,7 +236,7 @@ class AtRule:
                 self.instant = first_instant(wall, zone(zone_name))
         except _PAST_THE_CALENDAR:
             raise ScheduleError(
-                f'"{local}" is beyond the dates cronplus can keep, expected an instant '
+                f"{show(local)} is beyond the dates cronplus can keep, expected an instant "
                 "from year 1 to 9999 in UTC"
             ) from None
 
