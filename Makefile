@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SYSCONFDIR ?= /etc
 PYTHON ?= python3
-EXTRAS ?=            # postgres: the driver for cluster mode (make install EXTRAS=postgres)
+EXTRAS ?= web  # the dashboard; EXTRAS=web,postgres adds cluster mode; EXTRAS= neither
 
 BINDIR = $(PREFIX)/bin
 LIBDIR = $(PREFIX)/lib/cronplus

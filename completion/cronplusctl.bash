@@ -2,7 +2,7 @@
 
 _cronplusctl() {
     local cur="${COMP_WORDS[COMP_CWORD]}"
-    local commands="status history logs run retry pause resume next check reload version health nodes jobs import"
+    local commands="status history logs run retry pause resume next check reload runs events web version health nodes jobs import"
     local -a global=()
     local command="" i word
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -40,6 +40,15 @@ _cronplusctl() {
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi
             ;;
+        runs)
+            if [ "${COMP_WORDS[COMP_CWORD - 1]}" = "--job" ]; then
+                COMPREPLY=($(compgen -W "$(cronplusctl "${global[@]}" jobs 2>/dev/null)" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "--hours --job -n --json" -- "$cur"))
+            fi
+            ;;
+        events) COMPREPLY=($(compgen -W "--after --follow --json" -- "$cur")) ;;
+        web) COMPREPLY=($(compgen -W "--listen" -- "$cur")) ;;
         import) COMPREPLY=($(compgen -f -- "$cur")) ;;
     esac
 }

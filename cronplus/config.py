@@ -24,6 +24,7 @@ from .configkeys import (
     DAEMON_KEYS,
     JOB_KEYS,
     JOB_NAME,
+    METRICS_KEYS,
     NOT_DEFAULTS,
     NOTIFIER_TYPES,
     NOTIFIER_VALUES,
@@ -32,7 +33,7 @@ from .configkeys import (
 )
 from .configreader import Entry, Reader, join
 from .errors import ConfigError, ScheduleError
-from .model import Config, Job, Notifier, Settings
+from .model import Config, Job, MetricsSettings, Notifier, Settings
 from .schedulespec import SCHEDULE_KEYS, build_spec
 
 __all__ = ["DAEMON_KEYS", "JOB_KEYS", "NOTIFIER_TYPES", "load", "machine_zone"]
@@ -232,7 +233,13 @@ def _settings(
     if section is None:
         return Settings(), {}
     entries = reader.keys(
-        file, loader, section[1], "daemon", DAEMON_KEYS, "a daemon key", unbuilt=("pools",)
+        file,
+        loader,
+        section[1],
+        "daemon",
+        DAEMON_KEYS,
+        "a daemon key",
+        unbuilt=("pools", "metrics"),
     )
     pools: dict[str, int] = {}
     cluster_pools: set[str] = set()
@@ -250,6 +257,16 @@ def _settings(
                     cluster_pools.add(name)
             else:
                 rejected.add(name)  # said once, not again by every job in it
+    if "metrics" in entries:
+        entry = entries.pop("metrics")
+        metrics = reader.keys(
+            file, loader, entry.node, "daemon.metrics", METRICS_KEYS, "listen or textfile"
+        )
+        textfile = metrics["textfile"].value if "textfile" in metrics else ""
+        if textfile:
+            textfile = os.path.join(os.path.dirname(file), os.path.expanduser(textfile))
+        listen = metrics["listen"].value if "listen" in metrics else None
+        entries["metrics"] = Entry(MetricsSettings(listen, textfile), entry.node, file)
     values = {k: e.value for k, e in entries.items()}
     if "history" in values:
         values["history"] = os.path.join(

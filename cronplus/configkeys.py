@@ -352,6 +352,35 @@ DAEMON_KEYS: dict[str, Converter] = {
     "shutdown_grace": lambda v: convert.duration(v, maximum=DAY),
     "cgroups": lambda v: "off" if v is False else convert.choice(v, ("auto", "off")),  # YAML: off
     "cluster": lambda v: cluster(v),
+    "metrics": lambda v: v,  # a mapping: the reader goes through METRICS_KEYS one by one
+}
+
+
+def listen_address(value: Any) -> tuple[str, int]:
+    """`127.0.0.1:9649`, `[::1]:9649` or `localhost:9649` as (host, port)."""
+    expected = 'HOST:PORT such as "127.0.0.1:9649"'
+    address = convert.text(value, expected)
+    host, colon, port = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    digits = port.isascii() and port.isdigit() and len(port) <= 5
+    if not colon or not host or not digits or not 1 <= int(port) <= 65535:
+        raise convert.bad(value, expected + ", with a port from 1 to 65535")
+    if any(c.isspace() for c in host) or "/" in host:
+        raise convert.bad(value, expected)
+    return host, int(port)
+
+
+def _textfile(value: Any) -> str:
+    path = convert.text(value, "a file path ending in .prom")
+    if not path.endswith(".prom"):
+        raise convert.bad(value, "a file path ending in .prom (node_exporter reads no other)")
+    return path
+
+
+METRICS_KEYS: dict[str, Converter] = {
+    "listen": listen_address,
+    "textfile": _textfile,
 }
 
 CLUSTER_KEYS = ("store", "node", "lease", "password_file")

@@ -26,6 +26,9 @@ READ_TIMEOUT = 10.0  # seconds a client may take to send a whole request
 WRITE_TIMEOUT = 10.0  # seconds a client may take to read an answer
 MAX_RUNS = 1000  # `history`: runs in one answer
 MAX_NEXT = 1000  # `next`: instants in one answer
+MAX_WINDOW_RUNS = 10_000  # `runs`: runs of a window of time in one answer
+MAX_WINDOW_HOURS = 31 * 24  # `runs`: how far back a window may reach
+MAX_RECENT = 50  # `status`: states of each job's latest runs
 
 
 class Access(enum.Enum):
@@ -104,9 +107,47 @@ METHODS: tuple[Method, ...] = (
     ),
     Method(
         "status",
-        (Param("job", str, False, "one job only"),),
+        (
+            Param("job", str, False, "one job only"),
+            Param(
+                "recent",
+                int,
+                False,
+                f"also each job's latest runs, newest first (at most {MAX_RECENT})",
+                maximum=MAX_RECENT,
+            ),
+        ),
         Access.ANYONE,
         "every job you may see: schedule, zone, next run, last outcome, running now",
+    ),
+    Method(
+        "runs",
+        (
+            Param(
+                "hours",
+                int,
+                False,
+                f"the window: the last HOURS hours (24; at most {MAX_WINDOW_HOURS})",
+                maximum=MAX_WINDOW_HOURS,
+            ),
+            Param("job", str, False, "one job only"),
+            Param(
+                "limit",
+                int,
+                False,
+                f"at most this many, the latest (1000; at most {MAX_WINDOW_RUNS})",
+                maximum=MAX_WINDOW_RUNS,
+            ),
+        ),
+        Access.ANYONE,
+        "the runs of the jobs you may see over the last hours, for a timeline",
+    ),
+    Method(
+        "events",
+        (Param("after", int, False, "the number of the last event seen (0: all kept)"),),
+        Access.ANYONE,
+        "the latest runs started and ended, instants missed and reloads, numbered",
+        reads=False,
     ),
     Method(
         "history",

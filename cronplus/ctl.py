@@ -19,6 +19,8 @@ from .clock import SystemClock, iso_utc, zone
 from .control import (
     MAX_NEXT,
     MAX_RUNS,
+    MAX_WINDOW_HOURS,
+    MAX_WINDOW_RUNS,
     METHOD_BY_NAME,
     Client,
     DaemonDown,
@@ -126,24 +128,9 @@ class Ctl:
 
     def offline_history(self, loaded: Config) -> HistoryReader:
         """The history with no daemon to ask: the file, or in a cluster the shared store."""
-        cluster = loaded.settings.cluster
-        if cluster is not None:
-            from .store.postgres import PostgresHistory
+        from .store import open_reader
 
-            def scope(job: str) -> str:
-                found = loaded.jobs.get(job)
-                return cluster.node if found is not None and found.run_on == "each" else ""
-
-            return PostgresHistory(
-                cluster.store,
-                cluster.node,
-                scope,
-                readonly=True,
-                password_file=cluster.password_file,
-            )
-        from .store import open_readonly
-
-        return open_readonly(self.paths.history(loaded.settings.history))
+        return open_reader(loaded, self.paths.history(loaded.settings.history))
 
     def emit(self, value: Any, human: Callable[[], str]) -> None:
         self.out(json.dumps(value) if getattr(self.args, "json", False) else human())
@@ -513,6 +500,23 @@ class Ctl:
         self.emit(answer, lambda: f"reloaded: {answer['jobs']} jobs")
         return EXIT_OK
 
+    # --- following what happens (in ctlwatch) ----------------------------------------------
+
+    def runs(self) -> int:
+        from . import ctlwatch
+
+        return ctlwatch.runs(self)
+
+    def events(self) -> int:
+        from . import ctlwatch
+
+        return ctlwatch.events(self)
+
+    def web(self) -> int:
+        from . import ctlwatch
+
+        return ctlwatch.web(self)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -576,6 +580,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="daylight-saving warnings are errors (exit 1)"
     )
     command("reload", help_of["reload"])
+    window = command("runs", help_of["runs"])
+    window.add_argument(
+        "--hours",
+        type=int,
+        default=24,
+        help=f"how far back (default 24, at most {MAX_WINDOW_HOURS})",
+    )
+    window.add_argument("--job", help="one job only")
+    window.add_argument("-n", type=int, default=1000, help="at most this many (default 1000)")
+    feed = command("events", help_of["events"])
+    feed.add_argument("--after", type=int, default=0, help="after this event number")
+    feed.add_argument("--follow", action="store_true", help="keep printing new events")
+    web = command("web", "serve the dashboard as you, over the control socket", json_flag=False)
+    web.add_argument(
+        "--listen",
+        default="127.0.0.1:0",
+        help="HOST:PORT to serve on (default: loopback, a free port)",
+    )
     command("version", "versions of cronplusctl and the running daemon")
     command("health", help_of["health"] + " (exit 1 when it does not)")
     command("nodes", help_of["nodes"])
@@ -605,9 +627,12 @@ def subcommands() -> list[str]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    most = MAX_RUNS if args.command == "history" else MAX_NEXT
+    most = {"history": MAX_RUNS, "runs": MAX_WINDOW_RUNS}.get(args.command, MAX_NEXT)
     if not 1 <= getattr(args, "n", 1) <= most:
         print(f"cronplusctl: -n must be from 1 to {most}", file=sys.stderr)
+        return EXIT_USAGE
+    if not 1 <= getattr(args, "hours", 1) <= MAX_WINDOW_HOURS:
+        print(f"cronplusctl: --hours must be from 1 to {MAX_WINDOW_HOURS}", file=sys.stderr)
         return EXIT_USAGE
     ctl = Ctl(args)
     try:

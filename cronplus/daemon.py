@@ -22,11 +22,12 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import structlog
 
 from . import __version__, accounting, config, logs
+from .activity import Activity
 from .alerts import Alerts
 from .chains import Chains
 from .clock import Clock, SystemClock, iso_utc
@@ -38,6 +39,7 @@ from .dispatch import Decision, Dispatcher, retry_delay
 from .errors import ConfigError, ConfigProblem, CronplusError, HistoryError
 from .events import Watchers
 from .ledger import InstantLedger
+from .metrics import Metrics
 from .model import Config, Job, Outcome, RunState, Trigger
 from .notify import Event, event_for
 from .notify.outbox import Notifications
@@ -48,7 +50,7 @@ from .recovery import recover
 from .runner import Runner, RunResult
 from .schedule import Rule, stable_jitter
 from .servicemanager import ServiceManager
-from .store import OPEN_STATES, Run, RunStore, open_store
+from .store import OPEN_STATES, Run, RunStore, open_reader, open_store
 from .store.remote import RemoteRunStore
 from .timer import Timer
 
@@ -98,7 +100,16 @@ class Daemon:
         self.boot_id = boot_id()
         self.gate = Gate()  # control workers pause while the loop starts runs
         self._last_failure_log = -3600.0
+        self.activity = Activity()  # the latest events, for `cronplusctl events` and the dashboard
+        self.watchers.add(self.activity)
+        self.watchers.add(Metrics(self.log, self.gate, self._history_opener))
+        self.planner.timer.on_change = self.watchers.next_run
         self.manager = ServiceManager()
+
+    def _history_opener(self, config: Config) -> Callable[[], Any]:
+        """How a thread reads the history `config` names: the SQLite file or the cluster's."""
+        path = self.paths.history(config.settings.history)
+        return lambda: open_reader(config, path)
 
     @property
     def rules(self) -> dict[str, Rule]:
@@ -213,6 +224,7 @@ class Daemon:
             self.clockwatch.close()
             if self.runner is not None:
                 self.runner.close()
+            self.watchers.stopped(self.clock.now())
         self.log.info("stopped")
         if self.history is not None:
             self.flush(self.clock.now())
@@ -253,6 +265,7 @@ class Daemon:
         self.flush(now)
         if self.alerts is not None:
             self.alerts.tick(now)  # runs waiting past their grace, digests, no-success alarms
+        self.watchers.runs_waiting(len(self.dispatcher.waiting), now)
         self.notifications.send(self.runner, self.config)
         self.heartbeat()
         return not (

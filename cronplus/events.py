@@ -51,6 +51,16 @@ class Watcher:
     def history_health(self, written: bool, error: str, now: datetime) -> None:
         """The history stopped (`written` False) or started again taking writes."""
 
+    def next_run(self, job: str, fires: Optional[datetime]) -> None:
+        """The timer's next instant for `job` changed: when it fires (jitter included), or
+        None when nothing is scheduled for it."""
+
+    def runs_waiting(self, count: int, now: datetime) -> None:
+        """How many runs wait for a worker (a free slot in the caps), after a turn of the loop."""
+
+    def stopped(self, now: datetime) -> None:
+        """The loop has ended: the daemon is about to exit."""
+
 
 class Watchers(Watcher):
     """Hands each event to every watcher; a watcher's failure is logged, never raised."""
@@ -95,3 +105,12 @@ class Watchers(Watcher):
 
     def history_health(self, written: bool, error: str, now: datetime) -> None:
         self._each("history_health", written, error, now)
+
+    def next_run(self, job: str, fires: Optional[datetime]) -> None:
+        self._each("next_run", job, fires)
+
+    def runs_waiting(self, count: int, now: datetime) -> None:
+        self._each("runs_waiting", count, now)
+
+    def stopped(self, now: datetime) -> None:
+        self._each("stopped", now)

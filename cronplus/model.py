@@ -221,6 +221,18 @@ class Notifier:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """`daemon.metrics`: where the Prometheus metrics go; both off by default."""
+
+    listen: Optional[tuple[str, int]] = None  # (host, port) of the HTTP endpoint
+    textfile: str = ""  # a node_exporter textfile, written atomically
+
+    @property
+    def enabled(self) -> bool:
+        return self.listen is not None or bool(self.textfile)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The `daemon:` section."""
 
@@ -232,6 +244,7 @@ class Settings:
     cgroups: str = "auto"  # auto: a cgroup per run where the kernel allows; off: subreaper tracking
     cluster: Optional[ClusterSettings] = None
     cluster_pools: frozenset[str] = frozenset()  # pools counted across a cluster's nodes
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 @dataclass(frozen=True)

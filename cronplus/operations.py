@@ -16,7 +16,7 @@ from .clock import iso_utc
 from .control import Access, Caller, Fault, FaultCode, Method
 from .controlserver import Gate, Offload
 from .model import Job, RunState, Trigger
-from .report import DAY, job_record, name_causes, run_record
+from .report import DAY, job_record, name_causes, recent_record, run_record
 from .schedule import build_rule, dst_mark, next_instants, upcoming_instants
 from .store import Run, RunStore
 from .store.postgres import PostgresHistory
@@ -76,6 +76,8 @@ class Operations:
             "health": self.health,
             "nodes": self.nodes,
             "status": self.status,
+            "runs": self.runs,
+            "events": self.events,
             "history": self.history,
             "logs": self.logs,
             "next": self.next,
@@ -200,6 +202,8 @@ class Operations:
         states = history.job_states()
         next_runs = {j.name: self.daemon.timer.next_of(j.name) for j in jobs}
         held_last, held_misses = history.held_last_runs(), history.held_misses(since)
+        recent = params.get("recent") or 0
+        held_rows = history.held_by_job() if recent else {}
         running: dict[str, list[int]] = {}
         if self.daemon.runner is not None:
             for run_id, active in sorted(self.daemon.runner.active.items()):
@@ -211,8 +215,9 @@ class Operations:
             reader = readers.get()
             last = {**(reader.last_runs() if reader else {}), **held_last}
             missed = add_counts(reader.misses_since(since) if reader else {}, held_misses)
-            records = [
-                job_record(
+            records = []
+            for j in paced(jobs, gate):
+                record = job_record(
                     j,
                     now,
                     states.get(j.name),
@@ -221,10 +226,66 @@ class Operations:
                     next_runs[j.name],
                     missed.get(j.name, 0),
                 )
-                for j in paced(jobs, gate)
-            ]
+                if recent:
+                    written = reader.runs(j.name, recent) if reader else []
+                    runs = merge_runs(written, held_rows.get(j.name, []), recent, False)
+                    record["recent"] = [recent_record(r) for r in runs]
+                records.append(record)
             name_causes((r["last"] for r in records), cause_finder(reader, held_causes))
             return records
+
+        return Offload(work)
+
+    def runs(self, caller: Caller, params: dict[str, Any]) -> Offload:
+        """The runs of a window of time: every one still open, and the latest that ended."""
+        if params.get("job"):
+            jobs = [self._job(caller, params["job"])]
+        else:
+            jobs = [j for _, j in sorted(self._jobs().items()) if may_act_on(caller, j.user)]
+        hours, limit = params.get("hours") or 24, params.get("limit") or 1000
+        until = self.daemon.clock.now().timestamp()
+        since = until - hours * 3600.0
+        names = {j.name for j in jobs}
+        held = [r for r in self._history().held_between(since, until) if r.job in names]
+        zones = {j.name: j.timezone for j in jobs}
+        readers, gate = self.readers, self.daemon.gate
+
+        def work() -> Any:
+            reader = readers.get()
+            written = reader.runs_between(since, until, sorted(names), limit) if reader else []
+            found = {r.id: r for r in written}
+            found.update({r.id: r for r in held})
+            ended = sorted(
+                (r for r in found.values() if r.ended is not None),
+                key=lambda r: (r.ended, r.id),
+                reverse=True,
+            )
+            still_open = [r for r in found.values() if r.ended is None]
+            shown = sorted([*still_open, *ended[:limit]], key=lambda r: r.id, reverse=True)
+            return {
+                "since": iso_utc(since),
+                "until": iso_utc(until),
+                "truncated": len(ended) > limit
+                or sum(1 for r in written if r.ended is not None) >= limit,
+                "timezones": zones,
+                "runs": [run_record(r) for r in paced(shown, gate)],
+            }
+
+        return Offload(work)
+
+    def events(self, caller: Caller, params: dict[str, Any]) -> Offload:
+        seq, events, complete = self.daemon.activity.after(params.get("after") or 0)
+        assert self.daemon.config is not None
+        configured = self.daemon.config.jobs
+        users = {e.job: configured[e.job].user for e in events if e.job and e.job in configured}
+        started = iso_utc(self.daemon.started_at)
+
+        def work() -> Any:
+            # a job no longer configured is root's and the daemon's user's to see
+            shown = [
+                e.record() for e in events if e.job is None or may_act_on(caller, users.get(e.job))
+            ]
+            return {"seq": seq, "complete": complete, "daemon_started": started, "events": shown}
 
         return Offload(work)
 

@@ -7,12 +7,13 @@ renderer serves both.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from .clock import iso_utc
-from .model import Config, Job
+from .model import Config, Job, ScheduleKind, ScheduleSpec
 from .schedule import build_rule, upcoming
 from .store import HistoryReader, JobState, Run
 
@@ -32,6 +33,22 @@ def run_record(run: Run, with_output: bool = False) -> Record:
     return record
 
 
+def spec_record(spec: ScheduleSpec) -> Record:
+    """A schedule as JSON, whole: `spec_from_record` makes it a ScheduleSpec again."""
+    record = dataclasses.asdict(spec)
+    record["kind"] = spec.kind.value
+    return record
+
+
+def spec_from_record(record: Record) -> ScheduleSpec:
+    known = {f.name for f in dataclasses.fields(ScheduleSpec)}
+    values: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in known
+    }
+    values["kind"] = ScheduleKind(record["kind"])
+    return ScheduleSpec(**values)
+
+
 def job_record(
     job: Job,
     now: datetime,
@@ -49,6 +66,8 @@ def job_record(
     return {
         "job": job.name,
         "schedule": job.schedule.describe(),
+        "spec": spec_record(job.schedule),
+        "jitter": job.jitter,
         "timezone": job.timezone,
         "user": job.user,
         "description": job.description,
@@ -70,8 +89,22 @@ def name_causes(
             record["cause_job"] = job_of(record["caused_by"])
 
 
+def recent_record(run: Run) -> Record:
+    """A run as a status strip shows it."""
+    return {
+        "id": run.id,
+        "state": run.state,
+        "at": iso_utc(run.started or run.scheduled or run.created),
+        "duration": run.duration,
+    }
+
+
 def status_from_history(
-    config: Config, history: Optional[HistoryReader], now: datetime, names: list[str]
+    config: Config,
+    history: Optional[HistoryReader],
+    now: datetime,
+    names: list[str],
+    recent: int = 0,
 ) -> list[Record]:
     """Job records from the history file alone (or none yet), for when the daemon is down."""
     states: dict[str, JobState] = {}
@@ -97,4 +130,8 @@ def status_from_history(
     ]
     if history is not None:
         name_causes((r["last"] for r in records), history.job_of)
+    if recent:
+        for record in records:
+            runs = history.runs(record["job"], recent) if history is not None else []
+            record["recent"] = [recent_record(r) for r in runs]
     return records

@@ -30,6 +30,7 @@ from croniter.croniter import CroniterBadDateError
 from . import cronfields
 from .calendarrule import CalendarRule, anchor_date, bound_instant, parse_time_of_day
 from .clock import zone
+from .convert import show
 from .errors import ScheduleError
 from .model import ScheduleKind, ScheduleSpec
 from .walltime import all_instants, change_between, earliest_repeated_wall, first_instant, offset
@@ -232,7 +233,7 @@ class AtRule:
             wall = datetime.fromisoformat(local)
         except ValueError:
             raise ScheduleError(
-                f'"{local}" is not a date and time, expected ISO 8601 such as 2027-01-01T09:00'
+                f"{show(local)} is not a date and time, expected ISO 8601 such as 2027-01-01T09:00"
             ) from None
         self.zone = zone(zone_name)
         self.wall: Optional[datetime] = None  # the wall time written, when no offset was
@@ -244,7 +245,7 @@ class AtRule:
                 self.instant = first_instant(wall, self.zone)
         except _PAST_THE_CALENDAR:
             raise ScheduleError(
-                f'"{local}" is beyond the dates cronplus can keep, expected an instant '
+                f"{show(local)} is beyond the dates cronplus can keep, expected an instant "
                 "from year 1 to 9999 in UTC"
             ) from None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import Callable, Optional
 
 _Entry = tuple[datetime, int, str]  # (when it fires, generation, job)
 
@@ -21,19 +21,25 @@ class Timer:
             str, tuple[datetime, datetime, int]
         ] = {}  # job -> (fires, nominal, generation)
         self._generation = 0
+        # told (job, when it fires) at each change of a job's entry; None: nothing scheduled
+        self.on_change: Optional[Callable[[str, Optional[datetime]], None]] = None
 
     def set(self, job: str, nominal: Optional[datetime], delay_seconds: float = 0.0) -> None:
         """Schedule `job` for `nominal` (fired `delay_seconds` later), or unschedule it."""
         if nominal is None:
-            self._due.pop(job, None)
+            self.remove(job)
             return
         fires = nominal + timedelta(seconds=delay_seconds)
         self._generation += 1
         self._due[job] = (fires, nominal, self._generation)
         heapq.heappush(self._heap, (fires, self._generation, job))
+        if self.on_change is not None:
+            self.on_change(job, fires)
 
     def remove(self, job: str) -> None:
         self._due.pop(job, None)
+        if self.on_change is not None:
+            self.on_change(job, None)
 
     def next_of(self, job: str) -> Optional[datetime]:
         """The nominal instant `job` fires for next."""
@@ -62,7 +68,7 @@ class Timer:
                 return out
             _, _, job = heapq.heappop(self._heap)
             _, nominal, _ = self._due.pop(job)
-            out.append((job, nominal))
+            out.append((job, nominal))  # no change told: the loop sets the next one at once
 
     def __len__(self) -> int:
         return len(self._due)

@@ -154,6 +154,23 @@ def test_make_install_and_uninstall(tmp_path: Path) -> None:
         text=True,
     )
     assert check.returncode == 0, check.stderr
+    web = subprocess.run(  # the dashboard, its templates and its stylesheet came along
+        [str(python), "-c", "import cronplus.web.app as a; a.make_app(None, 't')"],
+        capture_output=True,
+        text=True,
+    )
+    assert web.returncode == 0, web.stderr
+    installed = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import cronplus.web, os; print(os.path.dirname(cronplus.web.__file__))",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    for shipped in ("templates/jobs.html", "static/style.css", "static/live.js"):
+        assert os.path.exists(os.path.join(installed, shipped)), shipped
     assert oct((stage / "etc/cronplus.yaml").stat().st_mode & 0o777) == "0o644"
 
     (stage / "etc/cronplus.yaml").write_text("# edited by the admin\n")

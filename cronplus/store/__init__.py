@@ -2,18 +2,23 @@
 
 `records` are the rows; `sqlite` keeps them in one SQLite file; `writebehind`
 holds what the daemon records in memory until the file takes it, so a full disk
-never stops the schedule.
+never stops the schedule; `postgres` and `remote` do the same for a cluster's
+shared store.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 from .records import FAILED_STATES, OPEN_STATES, AlertState, JobState, Run
 from .schema import SCHEMA_VERSION
 from .sqlite import HistoryUnavailable, SqliteHistory, open_daemon_history, read_snapshot
 from .writebehind import Report, RunStore
+
+if TYPE_CHECKING:
+    from ..model import Config
 
 
 class HistoryReader(Protocol):
@@ -34,6 +39,12 @@ class HistoryReader(Protocol):
     def last_runs(self) -> dict[str, Run]: ...
 
     def misses_since(self, since: float) -> dict[str, int]: ...
+
+    def runs_between(
+        self, since: float, until: float, jobs: Optional[Sequence[str]], limit: int
+    ) -> list[Run]: ...
+
+    def job_times(self, failed: Sequence[str]) -> dict[str, tuple[Any, Any, Any]]: ...
 
     def close(self) -> None: ...
 
@@ -61,6 +72,22 @@ def open_readonly(path: str) -> SqliteHistory:
     return SqliteHistory(path, readonly=True)
 
 
+def open_reader(config: Config, path: str) -> HistoryReader:
+    """The history `config` names, read-only: the file at `path`, or a cluster's store."""
+    cluster = config.settings.cluster
+    if cluster is None:
+        return open_readonly(path)
+    from .postgres import PostgresHistory
+
+    def scope(job: str) -> str:
+        found = config.jobs.get(job)
+        return cluster.node if found is not None and found.run_on == "each" else ""
+
+    return PostgresHistory(
+        cluster.store, cluster.node, scope, readonly=True, password_file=cluster.password_file
+    )
+
+
 __all__ = [
     "FAILED_STATES",
     "OPEN_STATES",
@@ -71,6 +98,7 @@ __all__ = [
     "Run",
     "RunStore",
     "SqliteHistory",
+    "open_reader",
     "open_readonly",
     "open_store",
 ]

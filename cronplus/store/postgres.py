@@ -332,6 +332,34 @@ class PostgresHistory:
             columns=_WITHOUT_OUTPUT,
         )
 
+    def runs_between(
+        self, since: float, until: float, jobs: Optional[Sequence[str]], limit: int
+    ) -> list[Run]:
+        """As SqliteHistory.runs_between: the newest `limit` that ended in the window, and
+        every one still open; `jobs` None is every job."""
+        only, args = "", []
+        if jobs is not None:
+            only, args = "AND job = ANY(%s)", [list(jobs)]
+        ended = self._runs(
+            f"WHERE ended >= %s AND COALESCE(started, created) <= %s {only}"
+            " ORDER BY ended DESC LIMIT %s",
+            (since, until, *args, limit),
+            _WITHOUT_OUTPUT,
+        )
+        still_open = self._runs(
+            f"WHERE ended IS NULL AND created <= %s {only}", (until, *args), _WITHOUT_OUTPUT
+        )
+        return [*still_open, *ended]
+
+    def job_times(self, failed: Sequence[str]) -> dict[str, tuple[Any, Any, Any]]:
+        """Per job, on every node: its last start, last success's end, last failure's end."""
+        rows = self.db.execute(
+            "SELECT job, MAX(started), MAX(CASE WHEN state = 'succeeded' THEN ended END),"
+            " MAX(CASE WHEN state = ANY(%s) THEN ended END) FROM runs GROUP BY job",
+            (list(failed),),
+        ).fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
     def meta(self, key: str) -> Optional[str]:
         row = self.db.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
         return None if row is None else str(row[0])

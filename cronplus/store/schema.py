@@ -78,6 +78,10 @@ SQLITE_MIGRATIONS: Sequence[str] = (
         overdue REAL
     );
     """,
+    # 8: runs by when they ended, for the runs of a window of time (the dashboard's timeline)
+    """
+    CREATE INDEX runs_by_end ON runs(ended);
+    """,
 )
 SCHEMA_VERSION = len(SQLITE_MIGRATIONS)
 
@@ -226,7 +230,10 @@ POSTGRES_MIGRATIONS: Sequence[str] = (
         overdue DOUBLE PRECISION,
         PRIMARY KEY (job, node)
     );
-    CREATE INDEX runs_succeeded ON runs(ended) WHERE state = 'succeeded';
+    """,
+    # 8: runs by when they ended: a window of time, the successes other nodes learn
+    """
+    CREATE INDEX runs_by_end ON runs(ended);
     """,
 )
 assert len(POSTGRES_MIGRATIONS) == SCHEMA_VERSION, "one schema history for both backends"

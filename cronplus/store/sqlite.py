@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
@@ -284,6 +285,39 @@ class SqliteHistory:
     def alert_states(self) -> dict[str, AlertState]:
         rows = self.db.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts").fetchall()
         return {row[0]: AlertState(*row) for row in rows}
+
+    def runs_between(
+        self, since: float, until: float, jobs: Optional[Sequence[str]], limit: int
+    ) -> list[Run]:
+        """Runs that were open at some time in [since, until], without their output:
+        the newest `limit` that ended, and every one still open; `jobs` None is every job.
+
+        Newest first by end, through the index on `ended`, so a long history costs
+        only the rows asked for.
+        """
+        only, args = "", []
+        if jobs is not None:
+            only, args = "AND job IN (SELECT value FROM json_each(?))", [json.dumps(list(jobs))]
+        ended = self.db.execute(
+            f"SELECT {_WITHOUT_OUTPUT} FROM runs WHERE ended >= ? AND"
+            f" COALESCE(started, created) <= ? {only} ORDER BY ended DESC LIMIT ?",
+            (since, until, *args, limit),
+        ).fetchall()
+        still_open = self.db.execute(
+            f"SELECT {_WITHOUT_OUTPUT} FROM runs WHERE ended IS NULL AND created <= ? {only}",
+            (until, *args),
+        ).fetchall()
+        return [Run(*row) for row in [*still_open, *ended]]
+
+    def job_times(self, failed: Sequence[str]) -> dict[str, tuple[Any, Any, Any]]:
+        """Per job: when its last run started, its last success ended, its last failure ended."""
+        marks = ", ".join("?" for _ in failed)
+        rows = self.db.execute(
+            "SELECT job, MAX(started), MAX(CASE WHEN state = 'succeeded' THEN ended END),"
+            f" MAX(CASE WHEN state IN ({marks}) THEN ended END) FROM runs GROUP BY job",
+            tuple(failed),
+        ).fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def largest_run_id(self) -> int:
         row = self.db.execute(

@@ -389,6 +389,28 @@ class RunStore:
         """The job's rows not written yet, for an answer computed away from the loop."""
         return [run for run in self._unwritten() if run.job == job]
 
+    def held_by_job(self) -> dict[str, list[Run]]:
+        """Every job's rows not written yet."""
+        out: dict[str, list[Run]] = {}
+        for run in self._unwritten():
+            out.setdefault(run.job, []).append(run)
+        return out
+
+    def held_between(self, since: float, until: float) -> list[Run]:
+        """Rows not written yet that were open at some time in [since, until]."""
+        return [
+            run
+            for run in self._unwritten()
+            if (run.ended is None or run.ended >= since) and (run.started or run.created) <= until
+        ]
+
+    def job_of(self, run_id: int) -> Optional[str]:
+        """The job a run belongs to, without reading its output."""
+        held = self._held(run_id)
+        if held is not None:
+            return held.job
+        return self._read(lambda b: b.job_of(run_id), None)
+
     def held_run(self, run_id: int) -> Optional[Run]:
         return self._held(run_id)
 

@@ -345,8 +345,10 @@ jobs:
 def test_alarms_are_raised_once_for_the_cluster_and_any_node_success_ends_them(
     cluster_factory: Callable[..., Cluster], tmp_path: Path
 ) -> None:
+    """And each node's metrics carry its name (a textfile beside each node's config)."""
     told, fixed = tmp_path / "told", tmp_path / "fixed"
     jobs = f"""
+  metrics: {{textfile: metrics.prom}}
 notifiers:
   note: {{type: command, command: 'echo "$CRONPLUS_EVENT $CRONPLUS_JOB" >> {told}'}}
 jobs:
@@ -382,3 +384,13 @@ jobs:
     assert shown["recovery flaky"] == shown["failure flaky"], logs
     # quiet may be overdue again 4 s after its success; it recovered once
     assert shown["recovery quiet"] == 1, lines()
+    for name, node in cluster.nodes.items():
+        exported = (node.dir / "metrics.prom").read_text()
+        ran = cluster.query(
+            "SELECT count(*) FROM runs WHERE job = 'flaky' AND node = %s AND state = 'succeeded'",
+            name,
+        )[0][0]
+        line = f'cronplus_job_runs_total{{job="flaky",node="{name}",state="succeeded"}}'
+        if ran:
+            assert line in exported, exported
+        assert f'cronplus_up{{node="{name}"}} 1.0' in exported, exported
