@@ -213,8 +213,11 @@ def test_the_pages_in_chromium(
         .inner_text()
         .endswith("America/New_York: clocks go forward 1h at 02:00 local time, to 03:00 EDT")
     )
-    moved.scroll_into_view_if_needed()
-    page.evaluate("window.scrollBy(0, 250)")
+    # one step in the page, so a live refresh cannot swap the row out between two
+    page.evaluate(
+        "document.querySelector('tr.dst-row[data-job=\"backup\"]').scrollIntoView();"
+        " window.scrollBy(0, 250)"
+    )
     screenshot(page, "upcoming", full_page=False)
 
     # job: pressing "run" starts a run that appears in the history; its output can be read

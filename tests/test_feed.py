@@ -14,7 +14,8 @@ from test_end_to_end import DaemonProcess, ctl, daemon_factory
 
 from cronplus.activity import MAX_EVENTS, Activity
 from cronplus.clock import FakeClock
-from cronplus.model import RunState
+from cronplus.model import RunState, ScheduleKind
+from cronplus.report import spec_from_record, spec_record
 from cronplus.store import Run
 
 __all__ = ["daemon_factory", "shared_dir", "users"]
@@ -65,7 +66,9 @@ def test_runs_events_and_recent_from_a_real_daemon(
     assert strip["yearly"] == [] and set(strip["bad"]) <= {"failed", "running"}
     assert len(strip["bad"]) == 5
     spec = {r["job"]: r["spec"] for r in status}["ok"]
-    assert spec == {"kind": "cron", "expressions": ["* * * * * *"], "every": 0.0, "at": ""}
+    schedule = spec_from_record(spec)  # the whole schedule, read back as the daemon holds it
+    assert (schedule.kind, schedule.expressions) == (ScheduleKind.CRON, ("* * * * * *",))
+    assert json.loads(json.dumps(spec_record(schedule))) == spec
 
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit() == 0
