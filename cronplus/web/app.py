@@ -251,6 +251,7 @@ async def job_page(request: web.Request) -> web.StreamResponse:
         live=status.live,
         row=views.job_row(record),
         runs=runs,
+        clustered=any(r.get("node") for r in runs),  # a cluster: say where each ran
         state=state,
         states=STATES,
         limit=limit,

@@ -8,6 +8,7 @@ one run overlapping would show as interleaved lines of two run ids.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Callable
 from harness import Cluster, cluster_factory
 from postgres import free_port
 from test_end_to_end import child_env, ctl
+from test_web import Browser, Dashboard
 
 __all__ = ["cluster_factory"]
 
@@ -394,3 +396,13 @@ jobs:
         if ran:
             assert line in exported, exported
         assert f'cronplus_up{{node="{name}"}} 1.0' in exported, exported
+    # the dashboard on one node shows where each of the job's runs ran
+    dashboard = Dashboard(cluster.nodes["a"])
+    try:
+        browser = Browser(dashboard)
+        browser.log_in()
+        code, page, _ = browser.get("/jobs/flaky?n=200")
+    finally:
+        dashboard.stop()
+    assert code == 200 and '<th scope="col">Node</th>' in page
+    assert set(re.findall(r"<td>([ab])</td>", page)) == {str(n) for (n,) in failing}, page
