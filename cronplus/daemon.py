@@ -94,6 +94,7 @@ class Daemon:
         self.clockwatch = ClockWatch(clock)
         self.ledger: Optional[InstantLedger] = None  # made in load(), with the store
         self.watchers = Watchers(self.log)  # metrics, alarms and chains watch the loop
+        self.notifications.failed = lambda name: self.watchers.notifier_failed(name, clock.now())
         self.cluster: Optional[ClusterNode] = None  # with daemon.cluster: a node of a cluster
         self.alerts: Optional[Alerts] = None  # made in load(), with the store
         self.started_at = clock.now().timestamp()

@@ -48,6 +48,9 @@ class Watcher:
     def instants_missed(self, job: Job, runs: Sequence[Run], now: datetime) -> None:
         """Instants of `job` were recorded missed (or skipped while paused)."""
 
+    def notifier_failed(self, notifier: str, now: datetime) -> None:
+        """A notifier's delivery failed (it was logged and noted on its run)."""
+
     def history_health(self, written: bool, error: str, now: datetime) -> None:
         """The history stopped (`written` False) or started again taking writes."""
 
@@ -102,6 +105,9 @@ class Watchers(Watcher):
 
     def instants_missed(self, job: Job, runs: Sequence[Run], now: datetime) -> None:
         self._each("instants_missed", job, runs, now)
+
+    def notifier_failed(self, notifier: str, now: datetime) -> None:
+        self._each("notifier_failed", notifier, now)
 
     def history_health(self, written: bool, error: str, now: datetime) -> None:
         self._each("history_health", written, error, now)

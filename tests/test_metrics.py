@@ -253,13 +253,20 @@ def test_a_real_daemon_serves_the_endpoint_and_leaves_the_textfile(
         f"""
         daemon:
           metrics: {{listen: "127.0.0.1:{port}", textfile: cronplus.prom}}
+        notifiers:
+          broken: {{type: command, command: "exit 7"}}
+          fine: {{type: command, command: "true"}}
         jobs:
           ok: {{schedule: "* * * * * *", command: "true"}}
-          bad: {{schedule: "* * * * * *", command: "exit 3"}}
+          bad: {{schedule: "* * * * * *", command: "exit 3", on_failure: [broken, fine]}}
         """
     ).start()
     daemon.wait_for(lambda: len([r for r in daemon.runs("bad") if r["state"] == "failed"]) >= 2)
+    daemon.wait_for(
+        lambda: value(scrape(port), "cronplus_notifier_failures_total", notifier="broken") >= 1
+    )
     live = scrape(port)
+    assert value(live, "cronplus_notifier_failures_total", notifier="fine") == 0
     assert value(live, "cronplus_up") == 1
     assert value(live, "cronplus_job_runs_total", job="bad", state="failed") >= 1
     assert value(live, "cronplus_process_resident_memory_bytes") > 0

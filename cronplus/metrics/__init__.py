@@ -79,6 +79,10 @@ class Metrics(Watcher):
         if self.exporting is not None:
             self.exporting.waiting(count)
 
+    def notifier_failed(self, notifier: str, now: datetime) -> None:
+        if self.exporting is not None:
+            self.exporting.notifier_failed(notifier)
+
     def history_health(self, written: bool, error: str, now: datetime) -> None:
         if self.exporting is not None:
             self.exporting.history_health(written)

@@ -108,7 +108,7 @@ class Exporting:
         series = self.series
         cluster = config.settings.cluster
         self.registry.labels = {"node": cluster.node} if cluster is not None else {}
-        series.configure(config.jobs)
+        series.configure(config.jobs, config.notifiers)
         self.jitter = {name: stable_jitter(name, job.jitter) for name, job in config.jobs.items()}
         if reload:
             series.reloads.inc()
@@ -178,6 +178,11 @@ class Exporting:
     def waiting(self, count: int) -> None:
         self.series.waiting.set(count)
         self.changed()
+
+    def notifier_failed(self, notifier: str) -> None:
+        if notifier in self.series.notifiers:  # not one a reload has removed since
+            self.series.notifier_failures.labels(notifier).inc()
+            self.changed()
 
     def history_health(self, written: bool) -> None:
         if not written:

@@ -2,7 +2,7 @@
 
 Names follow Prometheus's conventions: a `cronplus_` prefix, base units
 (`_seconds`), `_total` on counters, `_timestamp_seconds` on gauges that hold an
-instant.  The only labels are `job` and `state`, both bounded by the
+instant.  The only labels are `job`, `state` and `notifier`, all bounded by the
 configuration: a job's series go away when a reload removes the job.  The loop
 changes the values where the events happen; a scrape only reads them.
 """
@@ -121,6 +121,12 @@ SERIES: tuple[Described, ...] = (
         "cronplus_history_written", "gauge", "", "1 while the history file takes writes, else 0"
     ),
     Described(
+        "cronplus_notifier_failures_total",
+        "counter",
+        "notifier",
+        "deliveries a notifier failed (logged and noted on the run; the job is not failed)",
+    ),
+    Described(
         "cronplus_runs_waiting", "gauge", "", "runs waiting for a free worker (max_workers, pools)"
     ),
     Described(
@@ -189,19 +195,29 @@ class Series:
         self.history_failures = _counter("cronplus_history_write_failures_total", registry)
         self.history_written = _gauge("cronplus_history_written", registry)
         self.waiting = _gauge("cronplus_runs_waiting", registry)
+        self.notifier_failures = _counter(
+            "cronplus_notifier_failures_total", registry, ("notifier",)
+        )
         ProcessCollector(namespace=NAMESPACE, registry=registry)
         self.up.set(1)
         self.history_written.set(1)
         self.reload_ok.set(1)
         self.known: set[str] = set()
+        self.notifiers: set[str] = set()
         # the instants a seed from the history and the loop both set: the later one wins
         self._latest: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     # --- jobs come and go with the configuration -----------------------------------------
 
-    def configure(self, jobs: Iterable[str]) -> None:
-        """Series for every configured job; those of jobs no longer configured go away."""
+    def configure(self, jobs: Iterable[str], notifiers: Iterable[str] = ()) -> None:
+        """Series for every configured job and notifier; those no longer configured go away."""
+        told = set(notifiers)
+        for gone in self.notifiers - told:
+            _remove(self.notifier_failures, gone)
+        for name in told - self.notifiers:
+            self.notifier_failures.labels(name)
+        self.notifiers = told
         names = set(jobs)
         for gone in self.known - names:
             self._forget(gone)

@@ -30,6 +30,7 @@ class Notifications:
         self._ids = itertools.count(-1, -1)  # apart from run ids; never in the history
         self._sent: dict[int, tuple[str, int]] = {}  # notifier run -> (name, run told of)
         self.store: Optional[RunStore] = None
+        self.failed: Callable[[str], None] = lambda _name: None  # told to the watchers
 
     def notify(self, names: Sequence[str], event: Event) -> None:
         for name in names:
@@ -76,6 +77,7 @@ class Notifications:
         said = result.output[-300:].decode(errors="replace").strip().replace("\n", " | ")
         note = f"notifier {name} failed: {result.reason}" + (f": {said}" if said else "")
         self.log.warning("notifier failed", notifier=name, run_id=run_id, reason=note)
+        self.failed(name)
         if self.store is not None and run_id:
             self.store.add_note(run_id, note)
             self.wake()
