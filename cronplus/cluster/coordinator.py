@@ -36,7 +36,10 @@ from . import leases
 from .leases import NodeFacts
 
 FENCE_FRACTION = 0.6  # of a lease after a renewal was sent: when the keeper stops one-runs
-SPREAD = 0.05  # seconds: the most a node waits before claiming, by its load
+SPREAD = 0.05  # seconds: the most the preferred node waits before claiming, by its load
+# seconds: how long the other nodes let the preferred one go first; a burst of instants
+# can keep a node's loop busy for a few hundred milliseconds before it sends its claims
+BACKUP_WAIT = 0.5
 FULL_WAIT = 1.0  # seconds: a node with no free worker lets the others claim first
 RETRY_POLL = 1.0  # seconds between looks for waiting retries to take
 
@@ -231,7 +234,7 @@ class Coordinator:
         preferred = live[int.from_bytes(hashlib.sha256(key).digest()[:4], "big") % len(live)]
         if preferred == self.settings.node:
             return (1 - free) * SPREAD
-        return SPREAD + random.uniform(0, SPREAD / 5) + (1 - free) * SPREAD
+        return BACKUP_WAIT + random.uniform(0, SPREAD) + (1 - free) * SPREAD
 
     def _send_claim(self, run: Run, job: Job) -> None:
         """Claims whose wait ends together go to the database in one round trip."""
