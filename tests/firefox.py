@@ -249,6 +249,10 @@ class Firefox:
     def subscribe(self, *events: str) -> None:
         self.command("session.subscribe", events=list(events))
 
+    def preload(self, function: str) -> None:
+        """A JavaScript function run in every page before the page's own scripts."""
+        self.command("script.addPreloadScript", functionDeclaration=function)
+
     def tab(self) -> Tab:
         """The browser's first tab (it opens with one), or a new one after that."""
         if not self._first_tab_taken:
