@@ -159,7 +159,7 @@ class Firefox:
         """Closes the browser (browser.close), waits for its process, and removes the profile;
         a Firefox that does not go is sent SIGTERM, then SIGKILL."""
         if self._ws is not None and not self._ws.closed:
-            with contextlib.suppress(FirefoxError, asyncio.TimeoutError, aiohttp.ClientError):
+            with contextlib.suppress(FirefoxError, aiohttp.ClientError):
                 self.command("browser.close", timeout=10)
         self._kill(grace=15.0)
 
@@ -223,9 +223,12 @@ class Firefox:
         """Sends one command and returns its result; events that come first are kept in
         self.events. An error answer raises BiDiError."""
         self._next_id += 1
-        return self.loop.run_until_complete(
-            asyncio.wait_for(self._command(self._next_id, method, params), timeout)
-        )
+        try:
+            return self.loop.run_until_complete(
+                asyncio.wait_for(self._command(self._next_id, method, params), timeout)
+            )
+        except asyncio.TimeoutError:
+            raise FirefoxError(f"{method}: no answer from Firefox within {timeout}s") from None
 
     async def _command(self, number: int, method: str, params: dict[str, Any]) -> Any:
         ws = self._ws
