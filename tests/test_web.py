@@ -6,6 +6,7 @@ browser hides: status codes, the token, CSRF, the pages of errors, and the sched
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.cookiejar
 import os
@@ -20,14 +21,16 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import pytest
 from test_end_to_end import DaemonProcess, child_env, daemon_factory
 
+from cronplus.control import Fault, FaultCode
 from cronplus.model import ScheduleKind, ScheduleSpec
 from cronplus.report import spec_record
 from cronplus.web.app import csrf_token
+from cronplus.web.live import Live
 from cronplus.web.views import timeline, upcoming, words
 
 __all__ = ["daemon_factory"]
@@ -329,3 +332,28 @@ def test_the_timeline_stacks_overlapping_runs_and_draws_waits_and_marks() -> Non
     assert drawing.counts == {"succeeded": 3, "failed": 1, "missed": 1, "skipped": 1}
     labels = [label for _, label in drawing.ticks]
     assert labels == [f"{h:02d}:00" for h in range(0, 24, 3)] + ["00:00"]
+
+
+def test_the_live_feed_says_down_once_the_daemon_is_gone_not_while_it_stops() -> None:
+    """A stopping daemon refuses the event feed but still answers the pages: a `down` then
+    would have pages fetch themselves, get a live page, and never hear of the daemon again."""
+    stopping = Fault(FaultCode.STOPPING, "the daemon is stopping")
+    feed: dict[str, Any] = {"seq": 4, "complete": True, "events": []}
+    answers: list[Union[dict[str, Any], Fault, None]] = [feed, stopping, stopping, None, None, feed]
+    sent: list[tuple[str, int]] = []  # each event, with how many answers were still to come
+
+    class Recorded(Live):
+        def _send(self, event: bytes) -> None:
+            sent.append((event.decode().split("\n")[0], len(answers)))
+
+    async def poll(after: int) -> Optional[dict[str, Any]]:
+        answer = answers.pop(0)
+        live.closed = not answers
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    live = Recorded(poll, every=0)
+    live.followers.add(asyncio.Queue())
+    asyncio.run(live._run())
+    assert sent == [("event: down", 2), ("event: change", 0)]  # the change: "up"

@@ -4,7 +4,8 @@ While at least one page follows, the dashboard asks the daemon for new events
 every POLL seconds (one cheap call, whatever the number of pages) and sends each
 page a server-sent `change` event when a run of a job its user may see started or
 ended, or the configuration changed (its data names the jobs, `*` for all);
-`down` while the daemon is not running.  Pages then fetch themselves again.  A
+`down` once the daemon is not running (not while it is stopping: it then refuses
+the feed but still answers the pages).  Pages then fetch themselves again.  A
 comment every KEEPALIVE seconds keeps proxies from closing a quiet stream.
 """
 
@@ -58,7 +59,10 @@ class Live:
             try:
                 answer = await self.poll(seq or 0)
             except Exception:  # a refusal or a hiccup: try again at the next poll
-                answer = None
+                # not "down": a stopping daemon refuses the feed while it still answers the
+                # pages, so a page refreshed now would stay live; down comes when it is gone
+                await asyncio.sleep(self.every)
+                continue
             if answer is None:
                 if not down:
                     self._send(b"event: down\ndata: the daemon is not running\n\n")
