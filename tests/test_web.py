@@ -20,7 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional, Union
 
 import pytest
@@ -31,7 +31,7 @@ from cronplus.model import ScheduleKind, ScheduleSpec
 from cronplus.report import spec_record
 from cronplus.web.app import csrf_token
 from cronplus.web.live import Live
-from cronplus.web.views import timeline, upcoming, words
+from cronplus.web.views import duration_chart, timeline, upcoming, words
 
 __all__ = ["daemon_factory"]
 UTC = timezone.utc
@@ -294,6 +294,37 @@ def test_upcoming_marks_runs_moved_or_merged_by_the_clocks() -> None:
         "01:30 happens twice as the clocks go back: it runs once, the first time"
     )
     assert ("fixed", "2026-11-01 06:30:00Z") not in notes
+
+
+def test_the_duration_chart_labels_its_axes_apart() -> None:
+    """Runs within one minute get five different times; quarters of 10 ms are not rounded."""
+    start = datetime(2026, 11, 28, 9, 0, 5, tzinfo=UTC)
+    runs = [
+        {
+            "id": i,
+            "state": "succeeded",
+            "duration": 0.002 * (i + 1),
+            "started": f"{start + timedelta(seconds=10 * i):%Y-%m-%dT%H:%M:%S}Z",
+        }
+        for i in range(5)
+    ]
+    chart = duration_chart(runs, "Europe/Paris")
+    assert [label for _, label in chart.x_ticks] == [
+        "10:00:05",
+        "10:00:15",
+        "10:00:25",
+        "10:00:35",
+        "10:00:45",
+    ]
+    assert [label for _, label in chart.y_ticks] == ["0ms", "2.5ms", "5ms", "7.5ms", "10ms"]
+    week = [
+        {**r, "started": f"{start + timedelta(days=i):%Y-%m-%dT%H:%M:%S}Z"}
+        for i, r in enumerate(runs)
+    ]
+    assert [label for _, label in duration_chart(week, "UTC").x_ticks][::4] == [
+        "11-28 09:00",
+        "12-02 09:00",
+    ]
 
 
 def test_the_timeline_stacks_overlapping_runs_and_draws_waits_and_marks() -> None:

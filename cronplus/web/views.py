@@ -187,10 +187,11 @@ def duration_chart(runs: Sequence[Record], zone: str, width: int = 720, height: 
     line = "M " + " L ".join(f"{p.x} {p.y}" for p in points)
     y_ticks = [(y_of(top_value * i / 4), _seconds(top_value * i / 4)) for i in range(5)]
     tz = ZoneInfo(zone)
+    shown = "%H:%M:%S" if span < 600 else "%m-%d %H:%M"  # five different labels, always
     x_ticks = [
         (
             x_of(first + span * i / 4),
-            f"{datetime.fromtimestamp(first + span * i / 4, tz):%m-%d %H:%M}",
+            datetime.fromtimestamp(first + span * i / 4, tz).strftime(shown),
         )
         for i in range(5)
     ]
@@ -208,7 +209,7 @@ def _nice(value: float) -> float:
 
 def _seconds(value: float) -> str:
     if value < 1:
-        return f"{value * 1000:.0f}ms"
+        return f"{value * 1000:.3g}ms"  # a quarter of 10 ms is 2.5 ms, not 2
     if value < 120:
         return f"{value:g}s"
     return format_seconds(round(value))
