@@ -56,11 +56,13 @@ def main() -> int:
     stdin = sys.stdin.fileno()
     open_pipe = True
     while True:
-        wait = max(0.0, deadline - time.monotonic())
+        wait: Optional[float] = max(0.0, deadline - time.monotonic())
+        if wait == 0 and not runs:
+            wait = None  # past the deadline with nothing to stop: wait for the daemon's word
         if open_pipe:
             ready, _, _ = select.select([stdin], [], [], wait)
         else:
-            time.sleep(wait)
+            time.sleep(wait or 0.0)
             ready = []
         if time.monotonic() >= deadline and runs:
             for cgroup, pgid in runs.values():
