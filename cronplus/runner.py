@@ -20,12 +20,13 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from .clock import Clock
 from .containment import Containment, OverLimit, RunGroup
 from .model import Job, Outcome
 from .notify.desktop import desktop_argv, session_environment
+from .spawning.client import Child, Request, Spawner, Usage
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 PASSED_THROUGH = ("LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE")
@@ -66,7 +67,7 @@ class RunResult:
 class ActiveRun:
     run_id: int
     job: Job
-    process: subprocess.Popen[bytes]
+    process: Union[subprocess.Popen[bytes], Child]
     group: RunGroup
     started: float
     started_mono: float
@@ -85,10 +86,23 @@ class ActiveRun:
     kill_again: Optional[asyncio.TimerHandle] = None
     input: Optional[memoryview] = None  # what is left to write to its standard input
     writer: bool = False  # the loop waits for room in the input pipe
+    by_spawner: bool = False  # the spawner's child: it gives the exit status
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A run's process as the daemon prepares it, before any fork."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    target: Optional[pwd.struct_passwd]  # the account to switch to
+    groups: Optional[list[int]]
+    stdin_pipe: bool
 
 
 class SpawnError(Exception):
@@ -152,8 +166,10 @@ class Runner:
         on_exit: Callable[[RunResult], None],
         containment: Containment,
         instance: str,
+        spawner: Optional[Spawner] = None,
     ) -> None:
         self.loop = loop
+        self.spawner = spawner  # where runs start when it is up; see `cronplus.spawning`
         self.clock = clock
         self.on_exit = on_exit
         self.containment = containment
@@ -171,7 +187,22 @@ class Runner:
 
         Its result goes to `on_exit` when given (notifier runs), else to the runner's.
         """
-        done = on_exit or self.on_exit
+        return self.start_all([(run_id, job, on_exit)])[0]
+
+    def start_all(
+        self, runs: list[tuple[int, Job, Optional[Callable[[RunResult], None]]]]
+    ) -> list[Optional[Spawned]]:
+        """Start runs, through the spawner when there is one; `start` for each, in order."""
+        if self.spawner is not None and runs and self.spawner.ensure():
+            return self._start_by_spawner(self.spawner, runs)
+        return [
+            self._start_here(run_id, job, on_exit or self.on_exit) for run_id, job, on_exit in runs
+        ]
+
+    def _start_here(
+        self, run_id: int, job: Job, done: Callable[[RunResult], None]
+    ) -> Optional[Spawned]:
+        """Fork from the daemon itself: no spawner, or it is down."""
         started, mono = self.clock.now().timestamp(), self.clock.monotonic()
         try:
             process, group = self.containment.spawn(run_id, self._command(run_id, job))
@@ -179,16 +210,81 @@ class Runner:
             self._report_spawn_failure(run_id, mono, str(exc), done)
             return None
         except OSError as exc:
-            detail = exc.strerror or str(exc)
-            where = f": {exc.filename}" if exc.filename else ""
-            self._report_spawn_failure(run_id, mono, f"{detail}{where}", done)
+            self._report_spawn_failure(run_id, mono, _os_reason(exc), done)
             return None
+        return self._begin(run_id, job, process, group, started, mono, done)
+
+    def _start_by_spawner(
+        self, spawner: Spawner, runs: list[tuple[int, Job, Optional[Callable[[RunResult], None]]]]
+    ) -> list[Optional[Spawned]]:
+        """Prepare every run, let the spawner fork them while the next are prepared."""
+        results: list[Optional[Spawned]] = [None] * len(runs)
+        sent: list[tuple[int, int, Job, Callable[[RunResult], None], float, float, RunGroup]] = []
+        requests = []
+        for index, (run_id, job, on_exit) in enumerate(runs):
+            done = on_exit or self.on_exit
+            started, mono = self.clock.now().timestamp(), self.clock.monotonic()
+            try:
+                prepared = self._prepare(run_id, job)
+                group, join, home = self.containment.birth(run_id, spawner.pid or 0)  # type: ignore[attr-defined]
+            except SpawnError as exc:
+                self._report_spawn_failure(run_id, mono, str(exc), done)
+                continue
+            except OSError as exc:
+                self._report_spawn_failure(run_id, mono, _os_reason(exc), done)
+                continue
+            target = prepared.target
+            requests.append(
+                Request(
+                    run_id,
+                    prepared.argv,
+                    prepared.env,
+                    prepared.cwd,
+                    target.pw_uid if target else None,
+                    target.pw_gid if target else None,
+                    prepared.groups,
+                    prepared.stdin_pipe,
+                    join,
+                    home,
+                )
+            )
+            sent.append((index, run_id, job, done, started, mono, group))
+        answers = spawner.start_all(requests)
+        for (index, run_id, job, done, started, mono, group), answer in zip(sent, answers):
+            if isinstance(answer, Child):
+                results[index] = self._begin(
+                    run_id, job, answer, group, started, mono, done, by_spawner=True
+                )
+                continue
+            if answer is None:  # it may have started: stop it, and say so (retried by policy)
+                self.containment.refresh()
+                group.signal(signal.SIGKILL)
+                reason = "the spawner ended before it answered; anything it started was stopped"
+            else:
+                reason = _os_reason(answer)
+            group.release()
+            self._report_spawn_failure(run_id, mono, reason, done)
+        return results
+
+    def _begin(
+        self,
+        run_id: int,
+        job: Job,
+        process: Union[subprocess.Popen[bytes], Child],
+        group: RunGroup,
+        started: float,
+        mono: float,
+        done: Callable[[RunResult], None],
+        by_spawner: bool = False,
+    ) -> Spawned:
+        """Watch a run that has just started: its output, its leader, its timeout and limit."""
         spawned = Spawned(process.pid, group.path)
         assert process.stdout is not None
         output_fd = process.stdout.fileno()
         os.set_blocking(output_fd, False)
         pidfd = os.pidfd_open(process.pid) if self._use_pidfd else None
         active = ActiveRun(run_id, job, process, group, started, mono, output_fd, pidfd, done)
+        active.by_spawner = by_spawner
         self.active[run_id] = active
         self.loop.add_reader(output_fd, self._read_output, active)
         if job.stdin is not None:
@@ -261,8 +357,8 @@ class Runner:
             )
             self.kill(active.run_id, Outcome.MEMORY_LIMIT, detail)
 
-    def _command(self, run_id: int, job: Job) -> Callable[[], subprocess.Popen[bytes]]:
-        """What the containment calls to fork; what can be checked before is (SpawnError)."""
+    def _prepare(self, run_id: int, job: Job) -> Prepared:
+        """What can be checked before the fork is (SpawnError)."""
         argv = command_argv(job)
         target, account = identity(job)
         env = environment(job, account, target is not None, run_id, self.instance)
@@ -270,18 +366,24 @@ class Runner:
         if not os.path.isdir(workdir):
             raise SpawnError(f"working directory {workdir} does not exist")
         groups = os.getgrouplist(target.pw_name, target.pw_gid) if target else None
+        return Prepared(argv, env, workdir, target, groups, job.stdin is not None)
+
+    def _command(self, run_id: int, job: Job) -> Callable[[], subprocess.Popen[bytes]]:
+        """What the containment calls to fork."""
+        prepared = self._prepare(run_id, job)
+        target = prepared.target
         return lambda: subprocess.Popen(  # the command is the job's, by design
-            argv,
-            stdin=subprocess.DEVNULL if job.stdin is None else subprocess.PIPE,
+            prepared.argv,
+            stdin=subprocess.PIPE if prepared.stdin_pipe else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            cwd=workdir,
-            env=env,
+            cwd=prepared.cwd,
+            env=prepared.env,
             start_new_session=True,
             close_fds=True,
             user=target.pw_uid if target else None,
             group=target.pw_gid if target else None,
-            extra_groups=groups,
+            extra_groups=prepared.groups,
         )
 
     def _report_spawn_failure(
@@ -321,6 +423,8 @@ class Runner:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        if self.spawner is not None:
+            self.spawner.close()
         self.containment.close()
 
     def _signal(self, active: ActiveRun, signum: int) -> None:
@@ -409,13 +513,36 @@ class Runner:
                 self._reap(active)
 
     def _reap(self, active: ActiveRun) -> None:
-        """The leader exited: keep its status; the run ends when its last process has."""
+        """The leader exited: keep its status; the run ends when its last process has.
+
+        The spawner's child: the spawner reaps it when asked and says how it ended;
+        after the spawner's own end the daemon has adopted it and reaps it here.
+        """
+        if active.by_spawner and self.spawner is not None and active.pidfd is not None:
+            self.loop.remove_reader(active.pidfd)
+            if self.spawner.reap(active.pid, lambda _, s, u: self._reaped(active, s, u)):
+                return
         try:
             pid, status, usage = os.wait4(active.pid, os.WNOHANG)
         except ChildProcessError:
             pid, status, usage = active.pid, 0, None
         if pid == 0:
+            if active.pidfd is not None and active.by_spawner:
+                self.loop.add_reader(active.pidfd, self._reap, active)
             return
+        self._leader_ended(active, status, usage)
+
+    def _reaped(self, active: ActiveRun, status: Optional[int], usage: Optional[Usage]) -> None:
+        """The spawner's answer; None when it ended first: the daemon reaps the leader."""
+        if self.active.get(active.run_id) is not active or active.leader_code is not None:
+            return
+        if status is None:
+            active.by_spawner = False
+            self._reap(active)
+            return
+        self._leader_ended(active, status, usage)
+
+    def _leader_ended(self, active: ActiveRun, status: int, usage: Optional[object]) -> None:
         code = os.waitstatus_to_exitcode(status)
         active.process.returncode = code
         active.leader_code, active.leader_usage = code, usage
@@ -499,6 +626,12 @@ class Runner:
             if not chunk:
                 return
             self._keep(active, chunk)
+
+
+def _os_reason(exc: OSError) -> str:
+    detail = exc.strerror or str(exc)
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{detail}{where}"
 
 
 def _peak_rss(usage: Optional[object]) -> Optional[int]:

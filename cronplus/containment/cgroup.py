@@ -206,6 +206,7 @@ class CgroupTree:
         self._lock = threading.Lock()  # one birth at a time: v2 moves the whole daemon
         self._made = False  # the runs' directory exists
         self._home_path: Optional[str] = None
+        self._spawner_homes: dict[int, str] = {}
 
     def spawn(
         self, run_id: int, start: Callable[[], subprocess.Popen[bytes]]
@@ -245,6 +246,26 @@ class CgroupTree:
             os.rmdir(path)  # fails, and so the run, if processes are still in it
             os.mkdir(path)
         return Cgroup(path, "/" + os.path.relpath(path, self.mount), self.dialect)
+
+    def birth(self, run_id: int, spawner: int) -> tuple[Cgroup, str, str]:
+        """A run another process forks (the spawner, `spawner` its pid): (its group, the
+        file that process writes "0" to to join the group, the file to go back to).
+
+        The spawner makes the group's directory itself, off the daemon's thread.
+        """
+        if not self._made:
+            os.makedirs(self.runs, exist_ok=True)
+            self._made = True
+        path = os.path.join(self.runs, f"run-{run_id}")
+        group = Cgroup(path, "/" + os.path.relpath(path, self.mount), self.dialect)
+        home = self._spawner_homes.get(spawner)
+        if home is None:
+            relative = own_path(self.dialect.controller, str(spawner))
+            if relative is None:
+                raise OSError(errno.ENOENT, "cannot read the spawner's cgroup")
+            home = os.path.join(self.mount, relative.lstrip("/"), self.dialect.join_file)
+            self._spawner_homes = {spawner: home}
+        return group, os.path.join(path, self.dialect.join_file), home
 
     def check(self) -> None:
         """Raise OSError unless a group can be made, joined and left here."""

@@ -1,0 +1,301 @@
+"""The daemon's side of the spawner: start it, send it runs, ask it for exit statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import errno
+import marshal
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Callable, Optional, Union
+
+from ..containment.subreaper import set_subreaper
+
+RECEIVE = 4096
+ANSWER_WITHIN = 30.0  # seconds: a spawner silent for this long is stuck, and stopped
+RESTART_PAUSE = 5.0  # seconds between two starts of a spawner that keeps dying
+
+
+@dataclass(frozen=True)
+class Request:
+    """One run, prepared by the daemon: everything the spawner needs to start it."""
+
+    run_id: int
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    uid: Optional[int]
+    gid: Optional[int]
+    groups: Optional[list[int]]
+    stdin_pipe: bool
+    join: Optional[str]  # the run's cgroup file the spawner joins for the fork
+    home: Optional[str]  # the file it joins again right after
+
+    def fields(self) -> tuple[Any, ...]:
+        """As the spawner's `spawn` takes them, after the token."""
+        return (
+            *(self.argv, self.env, self.cwd, self.uid, self.gid, self.groups),
+            *(self.stdin_pipe, self.join, self.home),
+        )
+
+
+class Child:
+    """A run's leader started by the spawner, as the runner uses a Popen."""
+
+    def __init__(self, pid: int, stdout: BinaryIO, stdin: Optional[BinaryIO]) -> None:
+        self.pid = pid
+        self.stdout: Optional[BinaryIO] = stdout
+        self.stdin: Optional[BinaryIO] = stdin
+        self.returncode: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    ru_maxrss: int  # KiB, as getrusage gives it
+
+
+Reaped = Callable[[int, Optional[int], Optional[Usage]], None]  # (pid, status, usage)
+
+
+class Spawner:
+    """A `cronplus.spawning.server` process beside the daemon; see the package's docstring."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, warn: Callable[[str], None]) -> None:
+        self.loop = loop
+        self.warn = warn
+        self.process: Optional[subprocess.Popen[bytes]] = None
+        self.channel: Optional[socket.socket] = None
+        self.reaping: dict[int, Reaped] = {}
+        self.on_death: Callable[[], None] = lambda: None
+        self._last_start = -RESTART_PAUSE
+        self._token = 0
+        self._outbox: collections.deque[bytes] = collections.deque()
+        self._writing = False  # the loop waits for room to send the outbox
+
+    @property
+    def alive(self) -> bool:
+        return self.channel is not None
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.process.pid if self.process is not None else None
+
+    def ensure(self) -> bool:
+        """Running, or started now; False while one that died is not due to start again."""
+        if self.channel is not None:
+            return True
+        now = time.monotonic()
+        if now - self._last_start < RESTART_PAUSE:
+            return False
+        self._last_start = now
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            set_subreaper(True)  # its runs come to the daemon if it dies
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cronplus.spawning.server", str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                env=_server_environment(),
+                close_fds=True,
+            )
+        except OSError as exc:
+            mine.close()
+            self.warn(f"the spawner could not start: {exc.strerror or exc}; runs start in-process")
+            return False
+        finally:
+            theirs.close()
+        self.channel = mine
+        self.loop.add_reader(mine.fileno(), self._answers)
+        return True
+
+    def start_all(self, requests: list[Request]) -> list[Union[Child, OSError, None]]:
+        """Start every request; each answer is a Child, the OSError that stopped it, or
+        None when the spawner died before it answered (the caller settles those).
+
+        Requests go out while answers come in, so the spawner starts the first runs
+        while the daemon still sends the last.
+        """
+        answers: dict[int, Union[Child, OSError]] = {}
+        tokens = list(range(self._token + 1, self._token + 1 + len(requests)))
+        self._token += len(requests)
+        channel = self.channel
+        if channel is None:
+            return [None] * len(requests)
+        outgoing = [
+            marshal.dumps(("spawn", token, *r.fields())) for token, r in zip(tokens, requests)
+        ]
+        expected = set(tokens)
+        sent = 0
+        channel.setblocking(False)
+        try:
+            while len(answers) < len(expected):
+                writing = [channel] if sent < len(outgoing) else []
+                readable, writable, _ = select.select([channel], writing, [], ANSWER_WITHIN)
+                if not readable and not writable:
+                    raise ConnectionError("the spawner does not answer")
+                if writable:
+                    while sent < len(outgoing):
+                        try:
+                            channel.send(outgoing[sent])
+                        except BlockingIOError:
+                            break
+                        sent += 1
+                if readable:
+                    self._receive(channel, answers, expected)
+        except OSError:
+            self._died()
+        return [answers.get(token) for token in tokens]
+
+    def _receive(
+        self,
+        channel: socket.socket,
+        answers: dict[int, Union[Child, OSError]],
+        expected: set[int],
+    ) -> None:
+        while True:
+            try:
+                data, fds, _, _ = socket.recv_fds(channel, RECEIVE, 2, socket.MSG_CMSG_CLOEXEC)
+            except BlockingIOError:
+                return
+            if not data:
+                raise ConnectionError("the spawner ended")
+            answer = marshal.loads(data)
+            if answer[0] == "reaped":
+                self._reaped(answer)
+            elif answer[1] in expected:
+                answers[answer[1]] = _child(answer, fds)
+            else:
+                for fd in fds:
+                    os.close(fd)
+
+    def reap(self, pid: int, then: Reaped) -> bool:
+        """Ask for the exit status of a leader that has exited; False without a spawner.
+
+        Never blocks: what the socket does not take now goes when it has room (the
+        spawner may be busy sending answers the daemon has not read yet).
+        """
+        if self.channel is None:
+            return False
+        self.reaping[pid] = then
+        self._outbox.append(marshal.dumps(("reap", pid)))
+        if len(self._outbox) == 1:
+            self._flush()
+        return True
+
+    def _flush(self) -> None:
+        channel = self.channel
+        if channel is None:
+            return
+        channel.setblocking(False)
+        try:
+            while self._outbox:
+                channel.send(self._outbox[0])
+                self._outbox.popleft()
+        except BlockingIOError:
+            if not self._writing:
+                self.loop.add_writer(channel.fileno(), self._flush)
+                self._writing = True
+            return
+        except OSError:
+            self._died()
+            return
+        if self._writing:
+            self.loop.remove_writer(channel.fileno())
+            self._writing = False
+
+    def _answers(self) -> None:
+        """Answers that arrive between bursts: exit statuses, or the spawner's end."""
+        channel = self.channel
+        if channel is None:
+            return
+        channel.setblocking(False)
+        try:
+            self._receive(channel, {}, set())
+        except OSError:
+            self._died()
+
+    def _reaped(self, answer: tuple[Any, ...]) -> None:
+        _, pid, status, maxrss = answer
+        then = self.reaping.pop(pid, None)
+        if then is not None:
+            then(pid, status, Usage(maxrss) if status is not None else None)
+
+    def _died(self) -> None:
+        """The spawner ended: wait for it, so that its runs are ours before they are reaped."""
+        channel, self.channel = self.channel, None
+        if channel is None:
+            return
+        self.loop.remove_reader(channel.fileno())
+        if self._writing:
+            self.loop.remove_writer(channel.fileno())
+            self._writing = False
+        self._outbox.clear()
+        channel.close()
+        if self.process is not None:
+            with contextlib.suppress(OSError):
+                self.process.kill()
+            self.process.wait()  # after this the kernel has given its children to the daemon
+        self.warn("the spawner ended; its runs are the daemon's now, new runs start in-process")
+        waiting, self.reaping = self.reaping, {}
+        for pid, then in waiting.items():  # asked, never answered: the daemon reaps it itself
+            self.loop.call_soon(then, pid, None, None)
+        self.on_death()
+
+    def close(self) -> None:
+        channel, self.channel = self.channel, None
+        if channel is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self.loop.remove_reader(channel.fileno())
+                self.loop.remove_writer(channel.fileno())
+            channel.close()  # the spawner reads the end and leaves; runs go on
+        if self.process is not None:
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        set_subreaper(False)
+
+
+def _child(answer: tuple[Any, ...], fds: list[int]) -> Union[Child, OSError]:
+    if answer[0] == "failed":
+        for fd in fds:
+            os.close(fd)
+        _, _, number, text, filename = answer
+        return (
+            OSError(number or errno.EIO, text, filename)
+            if filename
+            else OSError(number or errno.EIO, text)
+        )
+    stdout = os.fdopen(fds[0], "rb", buffering=0)
+    stdin = os.fdopen(fds[1], "wb", buffering=0) if len(fds) > 1 else None
+    return Child(answer[2], stdout, stdin)
+
+
+def _server_environment() -> dict[str, str]:
+    """The daemon's environment, with the package importable as the daemon imports it."""
+    env = dict(os.environ)
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = package_root + (os.pathsep + path if path else "")
+    return env
+
+
+def spawner_for(
+    mode: str, containment: object, loop: asyncio.AbstractEventLoop, warn: Callable[[str], None]
+) -> Optional[Spawner]:
+    """A spawner where `daemon.spawner` allows one and it can keep every guarantee:
+    each run born in a cgroup (which the spawner joins for the fork), and pidfds to
+    watch leaders that are not the daemon's children."""
+    if mode == "off" or not hasattr(os, "pidfd_open") or not hasattr(containment, "birth"):
+        return None
+    spawner = Spawner(loop, warn)
+    return spawner if spawner.ensure() else None
