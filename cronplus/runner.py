@@ -19,7 +19,7 @@ import pwd
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 from .clock import Clock
@@ -63,30 +63,69 @@ class RunResult:
     pid: Optional[int] = None
 
 
-@dataclass
 class ActiveRun:
-    run_id: int
-    job: Job
-    process: Union[subprocess.Popen[bytes], Child]
-    group: RunGroup
-    started: float
-    started_mono: float
-    output_fd: int
-    pidfd: Optional[int]
-    on_exit: Callable[[RunResult], None]
-    tail: bytearray = field(default_factory=bytearray)
-    output_bytes: int = 0
-    stop_reason: Optional[Outcome] = None
-    stop_detail: str = ""  # overrides the usual reason text
-    timers: list[asyncio.TimerHandle] = field(default_factory=list)
-    peak_sampled: int = 0
-    leader_code: Optional[int] = None  # set when the leader has exited and been reaped
-    leader_usage: Optional[object] = None
-    killing_since: Optional[float] = None  # monotonic time of the first SIGKILL pass
-    kill_again: Optional[asyncio.TimerHandle] = None
-    input: Optional[memoryview] = None  # what is left to write to its standard input
-    writer: bool = False  # the loop waits for room in the input pipe
-    by_spawner: bool = False  # the spawner's child: it gives the exit status
+    """A running run, as the runner keeps it: slots, as a thousand of them may run at once."""
+
+    __slots__ = (
+        "by_spawner",
+        "group",
+        "input",
+        "job",
+        "kill_again",
+        "killing_since",
+        "leader_code",
+        "leader_usage",
+        "on_exit",
+        "output_bytes",
+        "output_fd",
+        "peak_sampled",
+        "pidfd",
+        "process",
+        "run_id",
+        "started",
+        "started_mono",
+        "stop_detail",
+        "stop_reason",
+        "tail",
+        "timers",
+        "writer",
+    )
+
+    def __init__(
+        self,
+        run_id: int,
+        job: Job,
+        process: Union[subprocess.Popen[bytes], Child],
+        group: RunGroup,
+        started: float,
+        started_mono: float,
+        output_fd: int,
+        pidfd: Optional[int],
+        on_exit: Callable[[RunResult], None],
+        by_spawner: bool = False,
+    ) -> None:
+        self.run_id = run_id
+        self.job = job
+        self.process = process
+        self.group = group
+        self.started = started
+        self.started_mono = started_mono
+        self.output_fd = output_fd
+        self.pidfd = pidfd
+        self.on_exit = on_exit
+        self.tail = bytearray()
+        self.output_bytes = 0
+        self.stop_reason: Optional[Outcome] = None
+        self.stop_detail = ""  # overrides the usual reason text
+        self.timers: list[asyncio.TimerHandle] = []
+        self.peak_sampled = 0
+        self.leader_code: Optional[int] = None  # set when the leader has exited and been reaped
+        self.leader_usage: Optional[object] = None
+        self.killing_since: Optional[float] = None  # monotonic time of the first SIGKILL pass
+        self.kill_again: Optional[asyncio.TimerHandle] = None
+        self.input: Optional[memoryview] = None  # what is left to write to its standard input
+        self.writer = False  # the loop waits for room in the input pipe
+        self.by_spawner = by_spawner  # the spawner's child: it gives the exit status
 
     @property
     def pid(self) -> int:
@@ -283,8 +322,9 @@ class Runner:
         output_fd = process.stdout.fileno()
         os.set_blocking(output_fd, False)
         pidfd = os.pidfd_open(process.pid) if self._use_pidfd else None
-        active = ActiveRun(run_id, job, process, group, started, mono, output_fd, pidfd, done)
-        active.by_spawner = by_spawner
+        active = ActiveRun(
+            run_id, job, process, group, started, mono, output_fd, pidfd, done, by_spawner
+        )
         self.active[run_id] = active
         self.loop.add_reader(output_fd, self._read_output, active)
         if job.stdin is not None:

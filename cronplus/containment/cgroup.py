@@ -127,6 +127,8 @@ def discard_group(path: str, seconds: float = 1.0) -> bool:
 class Cgroup:
     """One run's cgroup."""
 
+    __slots__ = ("dialect", "directory", "relative")
+
     def __init__(self, path: str, relative: str, dialect: Dialect) -> None:
         self.directory = path
         self.relative = relative  # as /proc/<pid>/cgroup names it

@@ -49,6 +49,8 @@ class Request:
 class Child:
     """A run's leader started by the spawner, as the runner uses a Popen."""
 
+    __slots__ = ("pid", "returncode", "stdin", "stdout")
+
     def __init__(self, pid: int, stdout: BinaryIO, stdin: Optional[BinaryIO]) -> None:
         self.pid = pid
         self.stdout: Optional[BinaryIO] = stdout

@@ -78,7 +78,7 @@ def _make_group(path: str) -> None:
 class Server:
     def __init__(self, channel: socket.socket) -> None:
         self.channel = channel
-        self.leaders: dict[int, subprocess.Popen[bytes]] = {}
+        self.leaders: set[int] = set()  # pids whose zombies wait for the daemon's "reap"
 
     def serve(self) -> None:
         wake_r, wake_w = os.pipe()
@@ -157,7 +157,7 @@ class Server:
         except (ValueError, TypeError) as exc:
             self.channel.send(marshal.dumps(("failed", token, 0, str(exc), None)))
             return
-        self.leaders[process.pid] = process
+        self.leaders.add(process.pid)
         assert process.stdout is not None
         fds = [process.stdout.fileno()]
         if process.stdin is not None:
@@ -166,20 +166,18 @@ class Server:
         process.stdout.close()
         if process.stdin is not None:
             process.stdin.close()
-            process.stdin = None
-        process.stdout = None
+        process.returncode = 0  # the daemon asks for its status: subprocess must never reap it
 
     def reap(self, pid: int) -> None:
-        process = self.leaders.pop(pid, None)
         status: Optional[int] = None
         maxrss = 0
-        if process is not None:
+        if pid in self.leaders:
+            self.leaders.discard(pid)
             try:
                 _, status, usage = os.wait4(pid, 0)
                 maxrss = usage.ru_maxrss
             except ChildProcessError:
                 status = None
-            process.returncode = 0  # reaped here: subprocess must not wait for it again
         self.channel.send(marshal.dumps(("reaped", pid, status, maxrss)))
 
     def reap_orphans(self) -> None:
