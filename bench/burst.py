@@ -22,7 +22,6 @@ import argparse
 import math
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -220,4 +219,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -346,4 +346,4 @@ def reap_all_children_except_server() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -172,10 +172,10 @@ class Daemon:
         group = f"{instance}-{self.cluster.node}" if self.cluster else instance  # nodes share one
         containment = choose(mode, instance, lambda why: self.log.warning(why), group)
         spawning = self.config.settings.spawner if self.config else "auto"
-        spawner = spawner_for(spawning, containment, loop, lambda why: self.log.warning(why))
-        self.runner = Runner(loop, self.clock, self._on_exit, containment, instance, spawner)
-        spawner_pid = spawner.pid if spawner else None
-        self.log.info("runs contained", spawner=spawner_pid, **containment.describe())
+        spawners = spawner_for(spawning, containment, loop, lambda why: self.log.warning(why))
+        self.runner = Runner(loop, self.clock, self._on_exit, containment, instance, spawners)
+        pids = spawners.pids if spawners else []
+        self.log.info("runs contained", spawners=pids, **containment.describe())
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
         alarm = self.clockwatch.alarm

@@ -19,14 +19,16 @@ import pwd
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 from .clock import Clock
 from .containment import Containment, OverLimit, RunGroup
+from .containment.cgroup import CgroupTree
 from .model import Job, Outcome
 from .notify.desktop import desktop_argv, session_environment
-from .spawning.client import Child, Request, Spawner, Usage
+from .spawning.client import UNSENT, Child, Request, Spawner, Spawners, Usage
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 PASSED_THROUGH = ("LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE")
@@ -67,7 +69,6 @@ class ActiveRun:
     """A running run, as the runner keeps it: slots, as a thousand of them may run at once."""
 
     __slots__ = (
-        "by_spawner",
         "group",
         "input",
         "job",
@@ -82,6 +83,7 @@ class ActiveRun:
         "pidfd",
         "process",
         "run_id",
+        "spawner",
         "started",
         "started_mono",
         "stop_detail",
@@ -102,7 +104,7 @@ class ActiveRun:
         output_fd: int,
         pidfd: Optional[int],
         on_exit: Callable[[RunResult], None],
-        by_spawner: bool = False,
+        spawner: Optional[Spawner] = None,
     ) -> None:
         self.run_id = run_id
         self.job = job
@@ -125,7 +127,7 @@ class ActiveRun:
         self.kill_again: Optional[asyncio.TimerHandle] = None
         self.input: Optional[memoryview] = None  # what is left to write to its standard input
         self.writer = False  # the loop waits for room in the input pipe
-        self.by_spawner = by_spawner  # the spawner's child: it gives the exit status
+        self.spawner = spawner  # whose child it is: that spawner gives the exit status
 
     @property
     def pid(self) -> int:
@@ -142,6 +144,13 @@ class Prepared:
     target: Optional[pwd.struct_passwd]  # the account to switch to
     groups: Optional[list[int]]
     stdin_pipe: bool
+
+    def request(self, run_id: int, join: Optional[str]) -> Request:
+        """As a spawner takes it, born in the group whose file is `join`."""
+        uid, gid = (self.target.pw_uid, self.target.pw_gid) if self.target else (None, None)
+        return Request(
+            run_id, self.argv, self.env, self.cwd, uid, gid, self.groups, self.stdin_pipe, join
+        )
 
 
 class SpawnError(Exception):
@@ -205,10 +214,10 @@ class Runner:
         on_exit: Callable[[RunResult], None],
         containment: Containment,
         instance: str,
-        spawner: Optional[Spawner] = None,
+        spawners: Optional[Spawners] = None,
     ) -> None:
         self.loop = loop
-        self.spawner = spawner  # where runs start when it is up; see `cronplus.spawning`
+        self.spawners = spawners  # where runs start when one is up; see `cronplus.spawning`
         self.clock = clock
         self.on_exit = on_exit
         self.containment = containment
@@ -232,8 +241,8 @@ class Runner:
         self, runs: list[tuple[int, Job, Optional[Callable[[RunResult], None]]]]
     ) -> list[Optional[Spawned]]:
         """Start runs, through the spawner when there is one; `start` for each, in order."""
-        if self.spawner is not None and runs and self.spawner.ensure():
-            return self._start_by_spawner(self.spawner, runs)
+        if self.spawners is not None and runs and self.spawners.ensure():
+            return self._start_by_spawners(self.spawners, runs)
         return [
             self._start_here(run_id, job, on_exit or self.on_exit) for run_id, job, on_exit in runs
         ]
@@ -253,56 +262,49 @@ class Runner:
             return None
         return self._begin(run_id, job, process, group, started, mono, done)
 
-    def _start_by_spawner(
-        self, spawner: Spawner, runs: list[tuple[int, Job, Optional[Callable[[RunResult], None]]]]
+    def _start_by_spawners(
+        self, spawners: Spawners, runs: list[tuple[int, Job, Optional[Callable[[RunResult], None]]]]
     ) -> list[Optional[Spawned]]:
-        """Prepare every run, let the spawner fork them while the next are prepared."""
-        results: list[Optional[Spawned]] = [None] * len(runs)
-        sent: list[tuple[int, int, Job, Callable[[RunResult], None], float, float, RunGroup]] = []
-        requests = []
-        for index, (run_id, job, on_exit) in enumerate(runs):
-            done = on_exit or self.on_exit
-            started, mono = self.clock.now().timestamp(), self.clock.monotonic()
-            try:
-                prepared = self._prepare(run_id, job)
-                group, join, home = self.containment.birth(run_id, spawner.pid or 0)  # type: ignore[attr-defined]
-            except SpawnError as exc:
-                self._report_spawn_failure(run_id, mono, str(exc), done)
-                continue
-            except OSError as exc:
-                self._report_spawn_failure(run_id, mono, _os_reason(exc), done)
-                continue
-            target = prepared.target
-            requests.append(
-                Request(
-                    run_id,
-                    prepared.argv,
-                    prepared.env,
-                    prepared.cwd,
-                    target.pw_uid if target else None,
-                    target.pw_gid if target else None,
-                    prepared.groups,
-                    prepared.stdin_pipe,
-                    join,
-                    home,
-                )
-            )
-            sent.append((index, run_id, job, done, started, mono, group))
-        answers = spawner.start_all(requests)
-        for (index, run_id, job, done, started, mono, group), answer in zip(sent, answers):
+        """Prepare each run while the spawners fork the ones prepared before it."""
+        births: list[Optional[tuple[Callable[[RunResult], None], float, float, RunGroup]]] = []
+        tree: CgroupTree = self.containment  # type: ignore[assignment]  # `spawner_for` saw to it
+
+        def requests() -> Iterator[Optional[Request]]:
+            for run_id, job, on_exit in runs:
+                done = on_exit or self.on_exit
+                started, mono = self.clock.now().timestamp(), self.clock.monotonic()
+                try:
+                    prepared = self._prepare(run_id, job)
+                    group, join = tree.birth(run_id)
+                except (SpawnError, OSError) as exc:
+                    reason = str(exc) if isinstance(exc, SpawnError) else _os_reason(exc)
+                    self._report_spawn_failure(run_id, mono, reason, done)
+                    births.append(None)
+                    yield None
+                    continue
+                births.append((done, started, mono, group))
+                yield prepared.request(run_id, join)
+
+        answers = spawners.start_all(requests(), tree.home_of)
+        results: list[Optional[Spawned]] = []
+        for (run_id, job, _), birth, (answer, spawner) in zip(runs, births, answers):
+            results.append(None)
+            if birth is None:
+                continue  # reported when it could not be prepared
+            done, started, mono, group = birth
             if isinstance(answer, Child):
-                results[index] = self._begin(
-                    run_id, job, answer, group, started, mono, done, by_spawner=True
-                )
-                continue
-            if answer is None:  # it may have started: stop it, and say so (retried by policy)
+                results[-1] = self._begin(run_id, job, answer, group, started, mono, done, spawner)
+            elif answer == UNSENT:  # no spawner took it: nothing started, start it here
+                results[-1] = self._start_here(run_id, job, done)
+            elif answer is None or isinstance(answer, str):  # it may have started: stop it
                 self.containment.refresh()
                 group.signal(signal.SIGKILL)
+                group.release()
                 reason = "the spawner ended before it answered; anything it started was stopped"
+                self._report_spawn_failure(run_id, mono, reason, done)
             else:
-                reason = _os_reason(answer)
-            group.release()
-            self._report_spawn_failure(run_id, mono, reason, done)
+                group.release()
+                self._report_spawn_failure(run_id, mono, _os_reason(answer), done)
         return results
 
     def _begin(
@@ -314,7 +316,7 @@ class Runner:
         started: float,
         mono: float,
         done: Callable[[RunResult], None],
-        by_spawner: bool = False,
+        spawner: Optional[Spawner] = None,
     ) -> Spawned:
         """Watch a run that has just started: its output, its leader, its timeout and limit."""
         spawned = Spawned(process.pid, group.path)
@@ -323,7 +325,7 @@ class Runner:
         os.set_blocking(output_fd, False)
         pidfd = os.pidfd_open(process.pid) if self._use_pidfd else None
         active = ActiveRun(
-            run_id, job, process, group, started, mono, output_fd, pidfd, done, by_spawner
+            run_id, job, process, group, started, mono, output_fd, pidfd, done, spawner
         )
         self.active[run_id] = active
         self.loop.add_reader(output_fd, self._read_output, active)
@@ -463,8 +465,8 @@ class Runner:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
-        if self.spawner is not None:
-            self.spawner.close()
+        if self.spawners is not None:
+            self.spawners.close()
         self.containment.close()
 
     def _signal(self, active: ActiveRun, signum: int) -> None:
@@ -558,16 +560,16 @@ class Runner:
         The spawner's child: the spawner reaps it when asked and says how it ended;
         after the spawner's own end the daemon has adopted it and reaps it here.
         """
-        if active.by_spawner and self.spawner is not None and active.pidfd is not None:
+        if active.spawner is not None and active.pidfd is not None:
             self.loop.remove_reader(active.pidfd)
-            if self.spawner.reap(active.pid, lambda _, s, u: self._reaped(active, s, u)):
+            if active.spawner.reap(active.pid, lambda _, s, u: self._reaped(active, s, u)):
                 return
         try:
             pid, status, usage = os.wait4(active.pid, os.WNOHANG)
         except ChildProcessError:
             pid, status, usage = active.pid, 0, None
         if pid == 0:
-            if active.pidfd is not None and active.by_spawner:
+            if active.pidfd is not None and active.spawner is not None:
                 self.loop.add_reader(active.pidfd, self._reap, active)
             return
         self._leader_ended(active, status, usage)
@@ -577,7 +579,7 @@ class Runner:
         if self.active.get(active.run_id) is not active or active.leader_code is not None:
             return
         if status is None:
-            active.by_spawner = False
+            active.spawner = None
             self._reap(active)
             return
         self._leader_ended(active, status, usage)

@@ -27,9 +27,9 @@ from cronplus.clock import SystemClock
 from cronplus.containment import Containment
 from cronplus.containment.cgroup import own_path
 from cronplus.model import Job, Outcome
-from cronplus.runner import Runner, RunResult, Spawned
+from cronplus.runner import Prepared, Runner, RunResult, Spawned
 from cronplus.spawning import client
-from cronplus.spawning.client import Spawner, spawner_for
+from cronplus.spawning.client import Spawners, spawner_for
 
 __all__ = ["daemon_factory"]  # the fixture, used by name below
 
@@ -57,8 +57,8 @@ def test_a_run_from_the_spawner_is_born_in_its_group_with_its_environment_and_in
 
     async def look(runner: Runner, spawned: Spawned) -> None:
         parents.append(_parent(spawned.pid))
-        assert runner.spawner is not None
-        parents.append(runner.spawner.pid or 0)
+        assert runner.spawners is not None
+        parents.extend(runner.spawners.pids)
 
     line = (
         f"sed -n 's/^[0-9]*:{controller}:/group /p' /proc/self/cgroup; cat;"
@@ -71,8 +71,8 @@ def test_a_run_from_the_spawner_is_born_in_its_group_with_its_environment_and_in
     assert group.startswith("group /") and group.endswith("/run-1")  # born inside
     assert group != f"group {expected_group}"
     assert rest == ["fed in", "1 hello"]
-    (parent, spawner) = parents
-    assert parent == spawner and parent != os.getpid()
+    parent, *spawners = parents
+    assert parent in spawners and parent != os.getpid()
 
 
 def test_a_run_from_the_spawner_times_out_as_a_whole(cgroups: Containment) -> None:
@@ -115,9 +115,9 @@ def test_orphans_of_a_run_are_reaped_by_the_spawner(cgroups: Containment) -> Non
     zombies: list[list[int]] = []
 
     async def after(runner: Runner, spawned: Spawned) -> None:
-        assert runner.spawner is not None and runner.spawner.pid is not None
+        assert runner.spawners is not None
         await asyncio.sleep(1.0)  # the orphan ends at 0.3 s; the spawner looks within 0.5 s
-        zombies.append(_zombies_of(runner.spawner.pid))
+        zombies.append([z for pid in runner.spawners.pids for z in _zombies_of(pid)])
 
     job = make_job(command="(setsid sleep 0.3 &) ; sleep 1.2")
     result = run_job(job, containment=cgroups, meanwhile=after, spawner=True)
@@ -139,36 +139,37 @@ def _zombies_of(parent: int) -> list[int]:
     return found
 
 
-def test_when_the_spawner_dies_its_runs_end_as_they_should_and_new_runs_still_start(
+def test_when_the_spawners_die_their_runs_end_as_they_should_and_new_runs_still_start(
     cgroups: Containment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Killed with runs going: the daemon adopts them and records their exit codes;
-    the next burst starts in-process, and a new spawner starts after the pause."""
+    the next burst starts in-process, and new spawners start after the pause."""
     monkeypatch.setattr(client, "RESTART_PAUSE", 0.5)
 
-    async def main() -> tuple[list[RunResult], list[int], list[int]]:
+    async def main() -> tuple[list[RunResult], list[int], list[int], list[int]]:
         loop = asyncio.get_running_loop()
         results: list[RunResult] = []
-        spawner = spawner_for("auto", cgroups, loop, lambda _: None)
-        assert spawner is not None
-        runner = Runner(loop, SystemClock(), results.append, cgroups, INSTANCE, spawner)
-        first_pid = spawner.pid or 0
+        spawners = spawner_for("auto", cgroups, loop, lambda _: None)
+        assert spawners is not None
+        runner = Runner(loop, SystemClock(), results.append, cgroups, INSTANCE, spawners)
+        first = spawners.pids
         try:
             early = runner.start_all([(1, _job("sleep 0.2; exit 3"), None)])
             slow = runner.start_all([(2, _job("sleep 1; exit 4"), None)])
-            await _until(lambda: len(results) == 1)  # run 1 reaped through the spawner
-            os.kill(first_pid, signal.SIGKILL)
-            await _until(lambda: not spawner.alive)
+            await _until(lambda: len(results) == 1)  # run 1 reaped through its spawner
+            for pid in first:
+                os.kill(pid, signal.SIGKILL)
+            await _until(lambda: not spawners.pids)
             here = runner.start_all([(3, _job("exit 5"), None)])  # during the pause
             await asyncio.sleep(0.6)
             again = runner.start_all([(4, _job("exit 6"), None)])
             await _until(lambda: len(results) == 4, 15)
-            parents = [s.pid for s in (*early, *slow, *here, *again) if s is not None]
-            return results, parents, [first_pid, spawner.pid or 0]
+            leaders = [s.pid for s in (*early, *slow, *here, *again) if s is not None]
+            return results, leaders, first, spawners.pids
         finally:
             runner.close()
 
-    results, pids, (first, second) = asyncio.run(main())
+    results, leaders, first, second = asyncio.run(main())
     codes = {r.run_id: (r.outcome, r.exit_code) for r in results}
     assert codes == {
         1: (Outcome.EXIT_CODE, 3),
@@ -176,8 +177,8 @@ def test_when_the_spawner_dies_its_runs_end_as_they_should_and_new_runs_still_st
         3: (Outcome.EXIT_CODE, 5),
         4: (Outcome.EXIT_CODE, 6),
     }
-    assert len(pids) == 4
-    assert second not in (0, first)  # a new spawner
+    assert len(leaders) == 4
+    assert second and not set(second) & set(first)  # new spawners
 
 
 def _job(command: str) -> Job:
@@ -192,48 +193,56 @@ async def _until(condition: Callable[[], bool], seconds: float = 10) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_a_spawner_that_dies_in_a_burst_leaves_no_run_unrecorded(
-    cgroups: Containment,
+def test_a_spawner_that_dies_in_a_burst_leaves_no_run_unrecorded_and_none_twice(
+    cgroups: Containment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Runs the spawner never answered for are failed runs with the reason (retried by
-    policy), and anything of theirs that started is stopped: none runs twice or silently."""
+    """A spawner killed while a burst is dealt: runs it never took start in-process or
+    from the other spawner; runs it took but never answered for are failed runs with
+    the reason (retried by policy), anything of theirs that started is stopped."""
+    ran = tmp_path / "ran"
+    burst = 120
 
-    async def main() -> tuple[list[Spawned | None], list[RunResult]]:
+    async def main() -> tuple[list[Spawned | None], list[RunResult], int]:
         loop = asyncio.get_running_loop()
         results: list[RunResult] = []
-        spawner = spawner_for("auto", cgroups, loop, lambda _: None)
-        assert spawner is not None
-        runner = Runner(loop, SystemClock(), results.append, cgroups, INSTANCE, spawner)
-        real = spawner.start_all
+        spawners = spawner_for("auto", cgroups, loop, lambda _: None)
+        assert spawners is not None
+        runner = Runner(loop, SystemClock(), results.append, cgroups, INSTANCE, spawners)
+        victim = spawners.members[0].pid or 0
+        prepare = runner._prepare
 
-        def dying(requests: list[client.Request]) -> list[client.Child | OSError | None]:
-            answers = real(requests[:2])
-            os.kill(spawner.pid or 0, signal.SIGKILL)
-            return answers + real(requests[2:])
+        def prepare_and_kill(run_id: int, job: Job) -> Prepared:
+            if run_id == burst // 2:
+                os.kill(victim, signal.SIGKILL)
+            return prepare(run_id, job)
 
-        spawner.start_all = dying  # type: ignore[method-assign]
+        monkeypatch.setattr(runner, "_prepare", prepare_and_kill)
         try:
-            runs = [(i, _job("sleep 0.3"), None) for i in range(1, 6)]
-            spawned = runner.start_all(runs)  # type: ignore[arg-type]
-            await _until(lambda: len(results) == 5)
-            return spawned, results
+            job = _job(f"echo $CRONPLUS_RUN_ID >> {ran}; sleep 0.2")
+            spawned = runner.start_all([(i, job, None) for i in range(1, burst + 1)])
+            await _until(lambda: len(results) == burst, 30)
+            return spawned, results, victim
         finally:
             runner.close()
 
-    spawned, results = asyncio.run(main())
-    assert [s is not None for s in spawned] == [True, True, False, False, False]
-    outcomes = {r.run_id: r.outcome for r in results}
-    assert outcomes == {1: Outcome.SUCCEEDED, 2: Outcome.SUCCEEDED} | {
-        i: Outcome.SPAWN_FAILED for i in (3, 4, 5)
-    }
-    reasons = {r.reason for r in results if r.run_id > 2}
-    assert reasons == {
+    _, results, victim = asyncio.run(main())
+    assert sorted(r.run_id for r in results) == list(range(1, burst + 1))  # one result each
+    outcomes = {r.outcome for r in results}
+    assert outcomes <= {Outcome.SUCCEEDED, Outcome.SPAWN_FAILED}
+    failed = {r.reason for r in results if r.outcome is Outcome.SPAWN_FAILED}
+    assert failed <= {
         "spawn-failed: the spawner ended before it answered; anything it started was stopped"
     }
+    lines = ran.read_text().split()
+    assert len(lines) == len(set(lines))  # none ran twice
+    succeeded = {str(r.run_id) for r in results if r.outcome is Outcome.SUCCEEDED}
+    assert succeeded <= set(lines)
+    assert len(succeeded) >= burst // 2  # the other spawner, and in-process starts, went on
+    assert not os.path.exists(f"/proc/{victim}")
 
 
 def test_spawner_off_or_without_cgroups_starts_runs_in_process() -> None:
-    async def main() -> list[Spawner | None]:
+    async def main() -> list[Spawners | None]:
         loop = asyncio.get_running_loop()
         with contained("subreaper") as tracking:
             return [
@@ -271,19 +280,20 @@ def test_kill_9_of_the_daemon_the_spawner_leaves_and_its_runs_are_recovered(
     ).start()
     assert daemon.process is not None
     pid = daemon.process.pid
-    daemon.wait_for(lambda: len(_spawners_of(pid)) == 1)  # in ps as cronplus-spawn, once up
-    (spawner,) = _spawners_of(pid)
+    expected = min(2, os.cpu_count() or 1)  # one a core, at most two
+    daemon.wait_for(lambda: len(_spawners_of(pid)) == expected)  # in ps once up
+    spawners = _spawners_of(pid)
     assert ctl(tmp_path, "run", "long").returncode == 0
     daemon.wait_for(lambda: marker.exists() and bool(daemon.runs("long")))
     daemon.wait_for(lambda: daemon.runs("long")[-1]["state"] == "running")
     leader = daemon.runs("long")[-1]["pid"]
-    assert _parent(leader) == spawner
+    assert _parent(leader) in spawners
     daemon.signal(signal.SIGKILL)
     daemon.wait_exit()
     deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{spawner}") and time.monotonic() < deadline:
+    while any(os.path.exists(f"/proc/{s}") for s in spawners) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{spawner}")  # it read the end of its socket
+    assert not [s for s in spawners if os.path.exists(f"/proc/{s}")]  # they read the end
     assert os.path.exists(f"/proc/{leader}")  # the run lives on until a daemon finds it
     daemon.start()
     daemon.wait_for(lambda: daemon.runs("long")[-1]["state"] == "lost")

@@ -249,25 +249,28 @@ class CgroupTree:
             os.mkdir(path)
         return Cgroup(path, "/" + os.path.relpath(path, self.mount), self.dialect)
 
-    def birth(self, run_id: int, spawner: int) -> tuple[Cgroup, str, str]:
-        """A run another process forks (the spawner, `spawner` its pid): (its group, the
-        file that process writes "0" to to join the group, the file to go back to).
-
-        The spawner makes the group's directory itself, off the daemon's thread.
+    def birth(self, run_id: int) -> tuple[Cgroup, str]:
+        """A run another process forks (a spawner): (its group, the file that process
+        writes "0" to to join the group).  The spawner makes the directory itself,
+        off the daemon's thread.
         """
         if not self._made:
             os.makedirs(self.runs, exist_ok=True)
             self._made = True
         path = os.path.join(self.runs, f"run-{run_id}")
         group = Cgroup(path, "/" + os.path.relpath(path, self.mount), self.dialect)
-        home = self._spawner_homes.get(spawner)
+        return group, os.path.join(path, self.dialect.join_file)
+
+    def home_of(self, pid: int) -> str:
+        """The file process `pid` (a spawner) writes "0" to to go back to its own group."""
+        home = self._spawner_homes.get(pid)
         if home is None:
-            relative = own_path(self.dialect.controller, str(spawner))
+            relative = own_path(self.dialect.controller, str(pid))
             if relative is None:
-                raise OSError(errno.ENOENT, "cannot read the spawner's cgroup")
+                raise OSError(errno.ENOENT, f"cannot read the cgroup of process {pid}")
             home = os.path.join(self.mount, relative.lstrip("/"), self.dialect.join_file)
-            self._spawner_homes = {spawner: home}
-        return group, os.path.join(path, self.dialect.join_file), home
+            self._spawner_homes[pid] = home
+        return home
 
     def check(self) -> None:
         """Raise OSError unless a group can be made, joined and left here."""

@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import errno
+import itertools
 import marshal
 import os
 import select
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Optional, Union
 
@@ -36,13 +38,13 @@ class Request:
     groups: Optional[list[int]]
     stdin_pipe: bool
     join: Optional[str]  # the run's cgroup file the spawner joins for the fork
-    home: Optional[str]  # the file it joins again right after
 
-    def fields(self) -> tuple[Any, ...]:
-        """As the spawner's `spawn` takes them, after the token."""
+    def fields(self, home: Optional[str]) -> tuple[Any, ...]:
+        """As the spawner's `spawn` takes them, after the token; `home`: the file that
+        spawner joins again right after the fork."""
         return (
             *(self.argv, self.env, self.cwd, self.uid, self.gid, self.groups),
-            *(self.stdin_pipe, self.join, self.home),
+            *(self.stdin_pipe, self.join, home),
         )
 
 
@@ -117,43 +119,26 @@ class Spawner:
         self.loop.add_reader(mine.fileno(), self._answers)
         return True
 
-    def start_all(self, requests: list[Request]) -> list[Union[Child, OSError, None]]:
-        """Start every request; each answer is a Child, the OSError that stopped it, or
-        None when the spawner died before it answered (the caller settles those).
-
-        Requests go out while answers come in, so the spawner starts the first runs
-        while the daemon still sends the last.
-        """
-        answers: dict[int, Union[Child, OSError]] = {}
-        tokens = list(range(self._token + 1, self._token + 1 + len(requests)))
-        self._token += len(requests)
+    def send_queued(self, queue: collections.deque[bytes]) -> None:
+        """Send what the socket takes now from `queue`; OSError when the spawner is gone."""
         channel = self.channel
         if channel is None:
-            return [None] * len(requests)
-        outgoing = [
-            marshal.dumps(("spawn", token, *r.fields())) for token, r in zip(tokens, requests)
-        ]
-        expected = set(tokens)
-        sent = 0
+            raise ConnectionError("the spawner ended")
         channel.setblocking(False)
-        try:
-            while len(answers) < len(expected):
-                writing = [channel] if sent < len(outgoing) else []
-                readable, writable, _ = select.select([channel], writing, [], ANSWER_WITHIN)
-                if not readable and not writable:
-                    raise ConnectionError("the spawner does not answer")
-                if writable:
-                    while sent < len(outgoing):
-                        try:
-                            channel.send(outgoing[sent])
-                        except BlockingIOError:
-                            break
-                        sent += 1
-                if readable:
-                    self._receive(channel, answers, expected)
-        except OSError:
-            self._died()
-        return [answers.get(token) for token in tokens]
+        while queue:
+            try:
+                channel.send(queue[0])
+            except BlockingIOError:
+                return
+            queue.popleft()
+
+    def receive(self, answers: dict[int, Union[Child, OSError]], expected: set[int]) -> None:
+        """Take the answers that are there; OSError when the spawner is gone."""
+        channel = self.channel
+        if channel is None:
+            raise ConnectionError("the spawner ended")
+        channel.setblocking(False)
+        self._receive(channel, answers, expected)
 
     def _receive(
         self,
@@ -172,6 +157,7 @@ class Spawner:
             if answer[0] == "reaped":
                 self._reaped(answer)
             elif answer[1] in expected:
+                expected.discard(answer[1])
                 answers[answer[1]] = _child(answer, fds)
             else:
                 for fd in fds:
@@ -226,8 +212,8 @@ class Spawner:
     def _reaped(self, answer: tuple[Any, ...]) -> None:
         _, pid, status, maxrss = answer
         then = self.reaping.pop(pid, None)
-        if then is not None:
-            then(pid, status, Usage(maxrss) if status is not None else None)
+        if then is not None:  # from the loop, never from inside a burst's start
+            self.loop.call_soon(then, pid, status, Usage(maxrss) if status is not None else None)
 
     def _died(self) -> None:
         """The spawner ended: wait for it, so that its runs are ours before they are reaped."""
@@ -291,13 +277,132 @@ def _server_environment() -> dict[str, str]:
     return env
 
 
+UNSENT = "unsent"  # an answer: the request never reached a spawner; nothing of it started
+Answer = Union[Child, OSError, None, str]
+WINDOW = 32  # requests prepared ahead of what the spawners have taken
+STEP = 4  # requests prepared between two looks at the spawners
+
+
+class Spawners:
+    """One or more spawners; a burst is dealt among them, each run's status asked of its own."""
+
+    def __init__(self, members: list[Spawner]) -> None:
+        self.members = members
+        self._tokens = itertools.count(1)
+
+    @property
+    def pids(self) -> list[int]:
+        return [m.pid for m in self.members if m.alive and m.pid is not None]
+
+    def ensure(self) -> list[Spawner]:
+        """The members that are up (a dead one starts again after its pause)."""
+        return [m for m in self.members if m.ensure()]
+
+    def start_all(
+        self, requests: Iterator[Optional[Request]], home_of: Callable[[int], str]
+    ) -> list[tuple[Answer, Spawner]]:
+        """Start each request (None: the caller could not prepare it), dealt in turn to the
+        spawners that are up, while the next ones are prepared; `home_of(pid)` is the
+        cgroup file a spawner joins again after a fork in a run's group.
+
+        Answers in request order, with the spawner asked: a Child, the OSError that
+        stopped it, None when that spawner died before it answered (it may have
+        started), or UNSENT when no spawner took it (nothing of it started).
+        """
+        live = self.ensure()
+        fallback = live[0] if live else self.members[0]
+        owner: list[tuple[int, Spawner]] = []  # per request: (its token, 0 if unprepared)
+        queues = {m: collections.deque[bytes]() for m in live}
+        pending: dict[Spawner, set[int]] = {m: set() for m in live}  # sent or queued
+        answers: dict[int, Union[Child, OSError]] = {}
+        unsent: set[int] = set()
+        exhausted, turn = False, 0
+
+        def lost(spawner: Spawner) -> None:
+            live.remove(spawner)
+            unsent.update(_tokens_of(queues.pop(spawner)))
+            spawner._died()
+
+        while True:
+            for _ in range(STEP):  # a few at a time: the first go out at once
+                if exhausted or sum(len(q) for q in queues.values()) >= WINDOW:
+                    break
+                request = next(requests, UNSENT)
+                if isinstance(request, str):
+                    exhausted = True
+                elif request is None:
+                    owner.append((0, fallback))
+                else:
+                    token = next(self._tokens)
+                    if not live:
+                        unsent.add(token)
+                        owner.append((token, fallback))
+                        continue
+                    spawner = live[turn % len(live)]
+                    turn += 1
+                    try:
+                        home = home_of(spawner.pid or 0) if request.join else None
+                    except OSError:  # gone, or moved where it cannot be followed
+                        lost(spawner)
+                        unsent.add(token)
+                        owner.append((token, fallback))
+                        continue
+                    queues[spawner].append(marshal.dumps(("spawn", token, *request.fields(home))))
+                    pending[spawner].add(token)
+                    owner.append((token, spawner))
+            for spawner in list(live):
+                try:
+                    spawner.send_queued(queues[spawner])
+                except OSError:
+                    lost(spawner)
+            if not live or (exhausted and not any(pending[m] for m in live)):
+                if exhausted:
+                    break
+                continue
+            more = not exhausted and any(len(q) < WINDOW // 2 for q in queues.values())
+            channels = {m.channel: m for m in live if m.channel is not None}
+            writing = [m.channel for m in live if m.channel is not None and queues[m]]
+            readable, writable, _ = select.select(
+                list(channels), writing, [], 0.0 if more else ANSWER_WITHIN
+            )
+            if not more and not readable and not writable:
+                for spawner in list(live):  # silent for that long: stuck; stopped
+                    lost(spawner)
+                continue
+            for channel in readable:
+                spawner = channels[channel]
+                try:
+                    spawner.receive(answers, pending[spawner])
+                except OSError:
+                    lost(spawner)
+        results: list[tuple[Answer, Spawner]] = []
+        for token, spawner in owner:
+            if token == 0:
+                results.append((None, spawner))  # not prepared: the caller knows
+            elif token in unsent:
+                results.append((UNSENT, spawner))
+            else:
+                results.append((answers.get(token), spawner))
+        return results
+
+    def close(self) -> None:
+        for member in self.members:
+            member.close()
+
+
+def _tokens_of(queue: collections.deque[bytes]) -> set[int]:
+    return {int(marshal.loads(data)[1]) for data in queue}
+
+
 def spawner_for(
     mode: str, containment: object, loop: asyncio.AbstractEventLoop, warn: Callable[[str], None]
-) -> Optional[Spawner]:
-    """A spawner where `daemon.spawner` allows one and it can keep every guarantee:
-    each run born in a cgroup (which the spawner joins for the fork), and pidfds to
-    watch leaders that are not the daemon's children."""
+) -> Optional[Spawners]:
+    """Spawners where `daemon.spawner` allows them and they can keep every guarantee:
+    each run born in a cgroup (which a spawner joins for the fork), and pidfds to
+    watch leaders that are not the daemon's children.  One per core, at most two:
+    on two cores the daemon and two spawners share the start of a burst."""
     if mode == "off" or not hasattr(os, "pidfd_open") or not hasattr(containment, "birth"):
         return None
-    spawner = Spawner(loop, warn)
-    return spawner if spawner.ensure() else None
+    members = [Spawner(loop, warn) for _ in range(min(2, os.cpu_count() or 1))]
+    pool = Spawners(members)
+    return pool if pool.ensure() else None
