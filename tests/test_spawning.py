@@ -105,6 +105,19 @@ def test_a_run_from_the_spawner_runs_as_its_user(cgroups: Containment, tmp_path:
     ]
 
 
+def test_a_run_too_big_for_the_socket_starts_from_the_daemon(cgroups: Containment) -> None:
+    parents: list[int] = []
+
+    async def look(runner: Runner, spawned: Spawned) -> None:
+        parents.append(_parent(spawned.pid))
+
+    big = {"BIG1": "x" * 60_000, "BIG2": "y" * 60_000}  # each under the kernel's 128 KiB
+    job = make_job(command='echo "${#BIG1} ${#BIG2}"; sleep 0.2', env=big)
+    result = run_job(job, containment=cgroups, meanwhile=look, spawner=True)
+    assert result.outcome is Outcome.SUCCEEDED and result.output == b"60000 60000\n"
+    assert parents == [os.getpid()]
+
+
 def test_a_command_the_spawner_cannot_start_is_a_failed_run(cgroups: Containment) -> None:
     result = run_job(make_job(command=["/nonexistent/command"]), containment=cgroups, spawner=True)
     assert result.outcome is Outcome.SPAWN_FAILED

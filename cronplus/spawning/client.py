@@ -281,6 +281,7 @@ UNSENT = "unsent"  # an answer: the request never reached a spawner; nothing of 
 Answer = Union[Child, OSError, None, str]
 WINDOW = 32  # requests prepared ahead of what the spawners have taken
 STEP = 4  # requests prepared between two looks at the spawners
+MAX_REQUEST = 100_000  # bytes: a datagram the socket pair always takes (and the spawner reads)
 
 
 class Spawners:
@@ -347,7 +348,12 @@ class Spawners:
                         unsent.add(token)
                         owner.append((token, fallback))
                         continue
-                    queues[spawner].append(marshal.dumps(("spawn", token, *request.fields(home))))
+                    data = marshal.dumps(("spawn", token, *request.fields(home)))
+                    if len(data) > MAX_REQUEST:  # an environment of that size: started here
+                        unsent.add(token)
+                        owner.append((token, fallback))
+                        continue
+                    queues[spawner].append(data)
                     pending[spawner].add(token)
                     owner.append((token, spawner))
             for spawner in list(live):

@@ -37,7 +37,7 @@ from typing import Any, Optional
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 
-RECEIVE = 1 << 20
+RECEIVE = 1 << 18  # more than the largest request the daemon sends
 SWEEP = 0.5  # seconds: orphans wait at most this long as zombies; a burst of exits is one look
 
 
@@ -87,6 +87,8 @@ class Server:
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # orphans of runs: reaped below
         sweep_at: Optional[float] = None  # when to look for orphans, at most once a SWEEP
+        buffer = bytearray(RECEIVE)  # one buffer for every request
+        view = memoryview(buffer)
         while True:
             wait = None if sweep_at is None else max(0.0, sweep_at - time.monotonic())
             ready, _, _ = select.select([self.channel.fileno(), wake_r], [], [], wait)
@@ -99,12 +101,12 @@ class Server:
                 self.reap_orphans()
             if self.channel.fileno() in ready:
                 try:
-                    data = self.channel.recv(RECEIVE)
+                    size = self.channel.recv_into(buffer)
                 except InterruptedError:
                     continue
-                if not data:
+                if not size:
                     return  # the daemon is gone: its runs live on, the next daemon finds them
-                self.handle(marshal.loads(data))
+                self.handle(marshal.loads(view[:size]))
 
     def handle(self, request: tuple[Any, ...]) -> None:
         if request[0] == "spawn":
