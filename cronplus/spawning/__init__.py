@@ -15,7 +15,7 @@ pidfd (the zombie keeps the pid pinned) and asks the spawner for its exit status
 so the daemon still decides when a run has ended, as before.  If the spawner
 dies, the daemon (a child subreaper while it uses one) adopts its runs and reaps
 them itself, starts runs in-process meanwhile, and starts a new spawner at the
-next burst.  Killed outright with the daemon, the spawner ends too (it reads
+first burst after a pause.  Killed outright with the daemon, the spawner ends too (it reads
 the end of its socket); its runs are found again by the next daemon as before.
 
 This module imports nothing heavy: `server` runs in the small process.
