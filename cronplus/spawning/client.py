@@ -77,9 +77,7 @@ class Spawner:
         self.process: Optional[subprocess.Popen[bytes]] = None
         self.channel: Optional[socket.socket] = None
         self.reaping: dict[int, Reaped] = {}
-        self.on_death: Callable[[], None] = lambda: None
         self._last_start = -RESTART_PAUSE
-        self._token = 0
         self._outbox: collections.deque[bytes] = collections.deque()
         self._writing = False  # the loop waits for room to send the outbox
 
@@ -234,7 +232,6 @@ class Spawner:
         waiting, self.reaping = self.reaping, {}
         for pid, then in waiting.items():  # asked, never answered: the daemon reaps it itself
             self.loop.call_soon(then, pid, None, None)
-        self.on_death()
 
     def close(self) -> None:
         channel, self.channel = self.channel, None
