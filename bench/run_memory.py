@@ -5,9 +5,12 @@
 N jobs run `sleep` and are due at one instant (a seconds field); the daemon's
 resident memory (VmRSS) is read just before the instant and once all N are
 running (the history says so), after the start's garbage has been collected (a
-few seconds of quiet).  The difference over N is the memory each running run
-costs the daemon.  With the spawner, its own resident memory is shown beside it.
-One daemon per `--spawner` value, one after the other.  A table and one JSON line.
+few seconds of quiet).  Half a minute before, N other jobs ran `true` at one
+instant, so that the idle figure already holds what a burst leaves behind (memory
+Python keeps once it has used it) and the difference over N is the memory each
+running run costs the daemon.  With spawners, their own resident memory is shown
+beside it.  One daemon per `--spawner` value, one after the other.  A table and one
+JSON line.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import time
 from common import Daemon, report, status_field
 
 
-def spawner_of(pid: int) -> int | None:
+def spawners_of(pid: int) -> list[int]:
+    found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -33,8 +37,8 @@ def spawner_of(pid: int) -> int | None:
             except OSError:
                 continue
             if parent == pid:
-                return int(entry)
-    return None
+                found.append(int(entry))
+    return found
 
 
 def running(daemon: Daemon) -> int:
@@ -49,26 +53,29 @@ def running(daemon: Daemon) -> int:
 
 def measure(runs: int, spawner: str, period: int = 60) -> dict[str, float]:
     lines = [f"daemon: {{max_workers: {runs}, spawner: {spawner}}}", "jobs:"]
-    lines += [
-        f'  j{i}: {{schedule: "* * * * * */{period}", command: ["sleep", "{period + 30}"]}}'
+    lines += [  # at 0 s
+        f'  j{i}: {{schedule: "* * * * * */{period}", command: ["sleep", "{period - 10}"]}}'
         for i in range(runs)
+    ]
+    lines += [  # at 30 s: a burst as large that ends at once, so that idle is warm
+        f'  w{i}: {{schedule: "* * * * * 30-59/{period}", command: "true"}}' for i in range(runs)
     ]
     daemon = Daemon("\n".join(lines) + "\n")
     try:
         daemon.start()
         instant = math.floor(time.time() / period) * period + period
-        if instant - time.time() < 8:
+        if instant - time.time() < 40:  # the warm burst comes after the start
             instant += period
         time.sleep(max(0.0, instant - 3 - time.time()))
         idle = status_field(daemon.pid, "VmRSS")
-        helper = spawner_of(daemon.pid)
-        helper_idle = status_field(helper, "VmRSS") if helper else 0
+        helpers = spawners_of(daemon.pid)
+        helper_idle = sum(status_field(helper, "VmRSS") for helper in helpers)
         deadline = instant + 30
         while running(daemon) < runs and time.time() < deadline:
             time.sleep(0.2)
         time.sleep(5)  # quiet: the burst's garbage collected, the history written
         busy = status_field(daemon.pid, "VmRSS")
-        helper_busy = status_field(helper, "VmRSS") if helper else 0
+        helper_busy = sum(status_field(helper, "VmRSS") for helper in helpers)
         count = running(daemon)
     finally:
         daemon.remove()
@@ -77,6 +84,7 @@ def measure(runs: int, spawner: str, period: int = 60) -> dict[str, float]:
         "idle_kib": idle,
         "busy_kib": busy,
         "per_run_bytes": round((busy - idle) * 1024 / max(count, 1)),
+        "spawners": len(helpers),
         "spawner_idle_kib": helper_idle,
         "spawner_busy_kib": helper_busy,
     }
@@ -106,7 +114,7 @@ def main() -> None:
         )
     report(
         "run memory",
-        ["spawner", "running", "daemon idle MiB", "running MiB", "bytes per run", "spawner MiB"],
+        ["spawner", "running", "daemon idle MiB", "running MiB", "bytes per run", "spawners' MiB"],
         rows,
         summary,
     )
