@@ -351,6 +351,7 @@ DAEMON_KEYS: dict[str, Converter] = {
     "keep_runs": lambda v: convert.integer(v, 1, 10_000_000),
     "shutdown_grace": lambda v: convert.duration(v, maximum=DAY),
     "cgroups": lambda v: "off" if v is False else convert.choice(v, ("auto", "off")),  # YAML: off
+    "spawner": lambda v: "off" if v is False else convert.choice(v, ("auto", "off")),
     "cluster": lambda v: cluster(v),
     "metrics": lambda v: v,  # a mapping: the reader goes through METRICS_KEYS one by one
 }

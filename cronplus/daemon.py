@@ -50,6 +50,7 @@ from .recovery import recover
 from .runner import Runner, RunResult
 from .schedule import Rule, stable_jitter
 from .servicemanager import ServiceManager
+from .spawning.client import spawner_for
 from .store import OPEN_STATES, Run, RunStore, open_reader, open_store
 from .store.remote import RemoteRunStore
 from .timer import Timer
@@ -171,8 +172,11 @@ class Daemon:
         instance = self.history.instance
         group = f"{instance}-{self.cluster.node}" if self.cluster else instance  # nodes share one
         containment = choose(mode, instance, lambda why: self.log.warning(why), group)
-        self.runner = Runner(loop, self.clock, self._on_exit, containment, instance)
-        self.log.info("runs contained", **containment.describe())
+        spawning = self.config.settings.spawner if self.config else "auto"
+        spawners = spawner_for(spawning, containment, loop, lambda why: self.log.warning(why))
+        self.runner = Runner(loop, self.clock, self._on_exit, containment, instance, spawners)
+        pids = spawners.pids if spawners else []
+        self.log.info("runs contained", spawners=pids, **containment.describe())
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
         alarm = self.clockwatch.alarm
@@ -639,12 +643,11 @@ class Daemon:
     def start_allowed(self, now: datetime) -> None:
         """Start every waiting run the caps allow; what identifies them is read after the burst."""
         assert self.history is not None and self.runner is not None
-        started = []
-        for waiting in self.dispatcher.startable():
-            spawned = self.runner.start(waiting.run_id, waiting.job)
-            if spawned is not None:  # else the spawn failure arrives through reap()
-                started.append((waiting, spawned, self.clock.now().timestamp()))
-        for waiting, spawned, at in started:
+        ready = list(self.dispatcher.startable())
+        runs = self.runner.start_all([(waiting.run_id, waiting.job, None) for waiting in ready])
+        at = self.clock.now().timestamp()
+        started = [(w, spawned, at) for w, spawned in zip(ready, runs) if spawned is not None]
+        for waiting, spawned, at in started:  # a spawn failure arrives through reap()
             self.history.transition(
                 waiting.run_id,
                 RunState.RUNNING,

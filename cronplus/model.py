@@ -242,6 +242,7 @@ class Settings:
     keep_runs: int = 1000
     shutdown_grace: float = 30.0
     cgroups: str = "auto"  # auto: a cgroup per run where the kernel allows; off: subreaper tracking
+    spawner: str = "auto"  # auto: runs start from the spawner process where it can; off: here
     cluster: Optional[ClusterSettings] = None
     cluster_pools: frozenset[str] = frozenset()  # pools counted across a cluster's nodes
     metrics: MetricsSettings = field(default_factory=MetricsSettings)

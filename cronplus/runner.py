@@ -19,13 +19,16 @@ import pwd
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
 
 from .clock import Clock
 from .containment import Containment, OverLimit, RunGroup
+from .containment.cgroup import CgroupTree
 from .model import Job, Outcome
 from .notify.desktop import desktop_argv, session_environment
+from .spawning.client import UNSENT, Child, Request, Spawner, Spawners, Usage
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 PASSED_THROUGH = ("LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE")
@@ -62,33 +65,92 @@ class RunResult:
     pid: Optional[int] = None
 
 
-@dataclass
 class ActiveRun:
-    run_id: int
-    job: Job
-    process: subprocess.Popen[bytes]
-    group: RunGroup
-    started: float
-    started_mono: float
-    output_fd: int
-    pidfd: Optional[int]
-    on_exit: Callable[[RunResult], None]
-    tail: bytearray = field(default_factory=bytearray)
-    output_bytes: int = 0
-    stop_reason: Optional[Outcome] = None
-    stop_detail: str = ""  # overrides the usual reason text
-    timers: list[asyncio.TimerHandle] = field(default_factory=list)
-    peak_sampled: int = 0
-    leader_code: Optional[int] = None  # set when the leader has exited and been reaped
-    leader_usage: Optional[object] = None
-    killing_since: Optional[float] = None  # monotonic time of the first SIGKILL pass
-    kill_again: Optional[asyncio.TimerHandle] = None
-    input: Optional[memoryview] = None  # what is left to write to its standard input
-    writer: bool = False  # the loop waits for room in the input pipe
+    """A running run, as the runner keeps it: slots, as a thousand of them may run at once."""
+
+    __slots__ = (
+        "group",
+        "input",
+        "job",
+        "kill_again",
+        "killing_since",
+        "leader_code",
+        "leader_usage",
+        "on_exit",
+        "output_bytes",
+        "output_fd",
+        "peak_sampled",
+        "pidfd",
+        "process",
+        "run_id",
+        "spawner",
+        "started",
+        "started_mono",
+        "stop_detail",
+        "stop_reason",
+        "tail",
+        "timers",
+        "writer",
+    )
+
+    def __init__(
+        self,
+        run_id: int,
+        job: Job,
+        process: Union[subprocess.Popen[bytes], Child],
+        group: RunGroup,
+        started: float,
+        started_mono: float,
+        output_fd: int,
+        pidfd: Optional[int],
+        on_exit: Callable[[RunResult], None],
+        spawner: Optional[Spawner] = None,
+    ) -> None:
+        self.run_id = run_id
+        self.job = job
+        self.process = process
+        self.group = group
+        self.started = started
+        self.started_mono = started_mono
+        self.output_fd = output_fd
+        self.pidfd = pidfd
+        self.on_exit = on_exit
+        self.tail = bytearray()
+        self.output_bytes = 0
+        self.stop_reason: Optional[Outcome] = None
+        self.stop_detail = ""  # overrides the usual reason text
+        self.timers: list[asyncio.TimerHandle] = []
+        self.peak_sampled = 0
+        self.leader_code: Optional[int] = None  # set when the leader has exited and been reaped
+        self.leader_usage: Optional[object] = None
+        self.killing_since: Optional[float] = None  # monotonic time of the first SIGKILL pass
+        self.kill_again: Optional[asyncio.TimerHandle] = None
+        self.input: Optional[memoryview] = None  # what is left to write to its standard input
+        self.writer = False  # the loop waits for room in the input pipe
+        self.spawner = spawner  # whose child it is: that spawner gives the exit status
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A run's process as the daemon prepares it, before any fork."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    target: Optional[pwd.struct_passwd]  # the account to switch to
+    groups: Optional[list[int]]
+    stdin_pipe: bool
+
+    def request(self, run_id: int, join: Optional[str]) -> Request:
+        """As a spawner takes it, born in the group whose file is `join`."""
+        uid, gid = (self.target.pw_uid, self.target.pw_gid) if self.target else (None, None)
+        return Request(
+            run_id, self.argv, self.env, self.cwd, uid, gid, self.groups, self.stdin_pipe, join
+        )
 
 
 class SpawnError(Exception):
@@ -152,8 +214,10 @@ class Runner:
         on_exit: Callable[[RunResult], None],
         containment: Containment,
         instance: str,
+        spawners: Optional[Spawners] = None,
     ) -> None:
         self.loop = loop
+        self.spawners = spawners  # where runs start when one is up; see `cronplus.spawning`
         self.clock = clock
         self.on_exit = on_exit
         self.containment = containment
@@ -171,7 +235,22 @@ class Runner:
 
         Its result goes to `on_exit` when given (notifier runs), else to the runner's.
         """
-        done = on_exit or self.on_exit
+        return self.start_all([(run_id, job, on_exit)])[0]
+
+    def start_all(
+        self, runs: list[tuple[int, Job, Optional[Callable[[RunResult], None]]]]
+    ) -> list[Optional[Spawned]]:
+        """Start runs, through the spawner when there is one; `start` for each, in order."""
+        if self.spawners is not None and runs and self.spawners.ensure():
+            return self._start_by_spawners(self.spawners, runs)
+        return [
+            self._start_here(run_id, job, on_exit or self.on_exit) for run_id, job, on_exit in runs
+        ]
+
+    def _start_here(
+        self, run_id: int, job: Job, done: Callable[[RunResult], None]
+    ) -> Optional[Spawned]:
+        """Fork from the daemon itself: no spawner, or it is down."""
         started, mono = self.clock.now().timestamp(), self.clock.monotonic()
         try:
             process, group = self.containment.spawn(run_id, self._command(run_id, job))
@@ -179,16 +258,75 @@ class Runner:
             self._report_spawn_failure(run_id, mono, str(exc), done)
             return None
         except OSError as exc:
-            detail = exc.strerror or str(exc)
-            where = f": {exc.filename}" if exc.filename else ""
-            self._report_spawn_failure(run_id, mono, f"{detail}{where}", done)
+            self._report_spawn_failure(run_id, mono, _os_reason(exc), done)
             return None
+        return self._begin(run_id, job, process, group, started, mono, done)
+
+    def _start_by_spawners(
+        self, spawners: Spawners, runs: list[tuple[int, Job, Optional[Callable[[RunResult], None]]]]
+    ) -> list[Optional[Spawned]]:
+        """Prepare each run while the spawners fork the ones prepared before it."""
+        births: list[Optional[tuple[Callable[[RunResult], None], float, float, RunGroup]]] = []
+        tree: CgroupTree = self.containment  # type: ignore[assignment]  # `spawner_for` saw to it
+
+        def requests() -> Iterator[Optional[Request]]:
+            for run_id, job, on_exit in runs:
+                done = on_exit or self.on_exit
+                started, mono = self.clock.now().timestamp(), self.clock.monotonic()
+                try:
+                    prepared = self._prepare(run_id, job)
+                    group, join = tree.birth(run_id)
+                except (SpawnError, OSError) as exc:
+                    reason = str(exc) if isinstance(exc, SpawnError) else _os_reason(exc)
+                    self._report_spawn_failure(run_id, mono, reason, done)
+                    births.append(None)
+                    yield None
+                    continue
+                births.append((done, started, mono, group))
+                yield prepared.request(run_id, join)
+
+        answers = spawners.start_all(requests(), tree.home_of)
+        results: list[Optional[Spawned]] = []
+        for (run_id, job, _), birth, (answer, spawner) in zip(runs, births, answers):
+            results.append(None)
+            if birth is None:
+                continue  # reported when it could not be prepared
+            done, started, mono, group = birth
+            if isinstance(answer, Child):
+                results[-1] = self._begin(run_id, job, answer, group, started, mono, done, spawner)
+            elif answer == UNSENT:  # no spawner took it: nothing started, start it here
+                results[-1] = self._start_here(run_id, job, done)
+            elif answer is None or isinstance(answer, str):  # it may have started: stop it
+                self.containment.refresh()
+                group.signal(signal.SIGKILL)
+                group.release()
+                reason = "the spawner ended before it answered; anything it started was stopped"
+                self._report_spawn_failure(run_id, mono, reason, done)
+            else:
+                group.release()
+                self._report_spawn_failure(run_id, mono, _os_reason(answer), done)
+        return results
+
+    def _begin(
+        self,
+        run_id: int,
+        job: Job,
+        process: Union[subprocess.Popen[bytes], Child],
+        group: RunGroup,
+        started: float,
+        mono: float,
+        done: Callable[[RunResult], None],
+        spawner: Optional[Spawner] = None,
+    ) -> Spawned:
+        """Watch a run that has just started: its output, its leader, its timeout and limit."""
         spawned = Spawned(process.pid, group.path)
         assert process.stdout is not None
         output_fd = process.stdout.fileno()
         os.set_blocking(output_fd, False)
         pidfd = os.pidfd_open(process.pid) if self._use_pidfd else None
-        active = ActiveRun(run_id, job, process, group, started, mono, output_fd, pidfd, done)
+        active = ActiveRun(
+            run_id, job, process, group, started, mono, output_fd, pidfd, done, spawner
+        )
         self.active[run_id] = active
         self.loop.add_reader(output_fd, self._read_output, active)
         if job.stdin is not None:
@@ -261,8 +399,8 @@ class Runner:
             )
             self.kill(active.run_id, Outcome.MEMORY_LIMIT, detail)
 
-    def _command(self, run_id: int, job: Job) -> Callable[[], subprocess.Popen[bytes]]:
-        """What the containment calls to fork; what can be checked before is (SpawnError)."""
+    def _prepare(self, run_id: int, job: Job) -> Prepared:
+        """What can be checked before the fork is (SpawnError)."""
         argv = command_argv(job)
         target, account = identity(job)
         env = environment(job, account, target is not None, run_id, self.instance)
@@ -270,18 +408,24 @@ class Runner:
         if not os.path.isdir(workdir):
             raise SpawnError(f"working directory {workdir} does not exist")
         groups = os.getgrouplist(target.pw_name, target.pw_gid) if target else None
+        return Prepared(argv, env, workdir, target, groups, job.stdin is not None)
+
+    def _command(self, run_id: int, job: Job) -> Callable[[], subprocess.Popen[bytes]]:
+        """What the containment calls to fork."""
+        prepared = self._prepare(run_id, job)
+        target = prepared.target
         return lambda: subprocess.Popen(  # the command is the job's, by design
-            argv,
-            stdin=subprocess.DEVNULL if job.stdin is None else subprocess.PIPE,
+            prepared.argv,
+            stdin=subprocess.PIPE if prepared.stdin_pipe else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            cwd=workdir,
-            env=env,
+            cwd=prepared.cwd,
+            env=prepared.env,
             start_new_session=True,
             close_fds=True,
             user=target.pw_uid if target else None,
             group=target.pw_gid if target else None,
-            extra_groups=groups,
+            extra_groups=prepared.groups,
         )
 
     def _report_spawn_failure(
@@ -321,6 +465,8 @@ class Runner:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        if self.spawners is not None:
+            self.spawners.close()
         self.containment.close()
 
     def _signal(self, active: ActiveRun, signum: int) -> None:
@@ -409,13 +555,36 @@ class Runner:
                 self._reap(active)
 
     def _reap(self, active: ActiveRun) -> None:
-        """The leader exited: keep its status; the run ends when its last process has."""
+        """The leader exited: keep its status; the run ends when its last process has.
+
+        The spawner's child: the spawner reaps it when asked and says how it ended;
+        after the spawner's own end the daemon has adopted it and reaps it here.
+        """
+        if active.spawner is not None and active.pidfd is not None:
+            self.loop.remove_reader(active.pidfd)
+            if active.spawner.reap(active.pid, lambda _, s, u: self._reaped(active, s, u)):
+                return
         try:
             pid, status, usage = os.wait4(active.pid, os.WNOHANG)
         except ChildProcessError:
             pid, status, usage = active.pid, 0, None
         if pid == 0:
+            if active.pidfd is not None and active.spawner is not None:
+                self.loop.add_reader(active.pidfd, self._reap, active)
             return
+        self._leader_ended(active, status, usage)
+
+    def _reaped(self, active: ActiveRun, status: Optional[int], usage: Optional[Usage]) -> None:
+        """The spawner's answer; None when it ended first: the daemon reaps the leader."""
+        if self.active.get(active.run_id) is not active or active.leader_code is not None:
+            return
+        if status is None:
+            active.spawner = None
+            self._reap(active)
+            return
+        self._leader_ended(active, status, usage)
+
+    def _leader_ended(self, active: ActiveRun, status: int, usage: Optional[object]) -> None:
         code = os.waitstatus_to_exitcode(status)
         active.process.returncode = code
         active.leader_code, active.leader_usage = code, usage
@@ -499,6 +668,12 @@ class Runner:
             if not chunk:
                 return
             self._keep(active, chunk)
+
+
+def _os_reason(exc: OSError) -> str:
+    detail = exc.strerror or str(exc)
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{detail}{where}"
 
 
 def _peak_rss(usage: Optional[object]) -> Optional[int]:

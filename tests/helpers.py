@@ -23,6 +23,7 @@ from cronplus.containment.cgroup_v2 import CgroupV2
 from cronplus.containment.subreaper import Subreaper
 from cronplus.model import Job, Outcome, ScheduleKind, ScheduleSpec
 from cronplus.runner import Runner, RunResult, Spawned
+from cronplus.spawning.client import spawner_for
 from cronplus.store import RunStore, open_store
 
 INSTANCE = f"test{secrets.token_hex(3)}"  # this test session, as CRONPLUS_INSTANCE
@@ -51,11 +52,13 @@ def run_job(
     wait: float = 20.0,
     containment: Optional[Containment] = None,
     meanwhile: Optional[Meanwhile] = None,
+    spawner: bool = False,
 ) -> RunResult:
     """Start `job` as run 1 through a real Runner and return its result.
 
     Without `containment`, the one the daemon would choose (and closed after).
-    `meanwhile` runs once the run has started, e.g. to stop it.
+    `meanwhile` runs once the run has started, e.g. to stop it.  `spawner`: the
+    run starts from a spawner process, as the daemon's runs do where it can.
     """
 
     async def main() -> RunResult:
@@ -67,7 +70,9 @@ def run_job(
                 done.set_result(result)
 
         contained = containment or choose("auto", INSTANCE)
-        runner = Runner(loop, SystemClock(), finished, contained, INSTANCE)
+        helper = spawner_for("auto", contained, loop, print) if spawner else None
+        assert helper is not None or not spawner, "no spawner for this containment"
+        runner = Runner(loop, SystemClock(), finished, contained, INSTANCE, helper)
         try:
             spawned = runner.start(1, job)
             if meanwhile is not None and spawned is not None:
@@ -78,6 +83,8 @@ def run_job(
                 runner.kill(run_id, Outcome.INTERRUPTED)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(_until(lambda: not runner.active), 15)
+            if helper is not None:
+                helper.close()
             if containment is None:
                 contained.close()
 

@@ -367,6 +367,17 @@ def test_daemon_cgroups_is_auto_or_off(tmp_path: Path) -> None:
     ]
 
 
+def test_daemon_spawner_is_auto_or_off(tmp_path: Path) -> None:
+    jobs = 'jobs:\n  a: {schedule: "@daily", command: "true"}\n'
+    default = config.load(write(tmp_path / "a.yaml", jobs), default_zone="UTC")
+    off = config.load(write(tmp_path / "b.yaml", "daemon: {spawner: off}\n" + jobs), "UTC")
+    assert (default.settings.spawner, off.settings.spawner) == ("auto", "off")
+    wrong = problems(tmp_path, "daemon: {spawner: fork}\n" + jobs)
+    assert wrong == [
+        f'{tmp_path / "cronplus.yaml"}:1:19: daemon.spawner: found "fork", expected one of auto, off'
+    ]
+
+
 def test_a_pool_may_be_counted_across_a_cluster(tmp_path: Path) -> None:
     jobs = 'jobs:\n  a: {schedule: "@daily", command: "true", pool: db}\n'
     loaded = config.load(

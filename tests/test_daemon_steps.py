@@ -46,6 +46,11 @@ class FakeRunner:
         self.started.append((run_id, job.name))
         return Spawned(10_000 + run_id, None)
 
+    def start_all(
+        self, runs: list[tuple[int, Job, Callable[[RunResult], None] | None]]
+    ) -> list[Spawned | None]:
+        return [self.start(run_id, job, on_exit) for run_id, job, on_exit in runs]
+
     def stop(self, run_id: int, reason: Outcome, detail: str = "") -> None:
         self.stopped.append((run_id, reason))
 

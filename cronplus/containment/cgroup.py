@@ -127,6 +127,8 @@ def discard_group(path: str, seconds: float = 1.0) -> bool:
 class Cgroup:
     """One run's cgroup."""
 
+    __slots__ = ("dialect", "directory", "relative")
+
     def __init__(self, path: str, relative: str, dialect: Dialect) -> None:
         self.directory = path
         self.relative = relative  # as /proc/<pid>/cgroup names it
@@ -206,6 +208,7 @@ class CgroupTree:
         self._lock = threading.Lock()  # one birth at a time: v2 moves the whole daemon
         self._made = False  # the runs' directory exists
         self._home_path: Optional[str] = None
+        self._spawner_homes: dict[int, str] = {}
 
     def spawn(
         self, run_id: int, start: Callable[[], subprocess.Popen[bytes]]
@@ -245,6 +248,29 @@ class CgroupTree:
             os.rmdir(path)  # fails, and so the run, if processes are still in it
             os.mkdir(path)
         return Cgroup(path, "/" + os.path.relpath(path, self.mount), self.dialect)
+
+    def birth(self, run_id: int) -> tuple[Cgroup, str]:
+        """A run another process forks (a spawner): (its group, the file that process
+        writes "0" to to join the group).  The spawner makes the directory itself,
+        off the daemon's thread.
+        """
+        if not self._made:
+            os.makedirs(self.runs, exist_ok=True)
+            self._made = True
+        path = os.path.join(self.runs, f"run-{run_id}")
+        group = Cgroup(path, "/" + os.path.relpath(path, self.mount), self.dialect)
+        return group, os.path.join(path, self.dialect.join_file)
+
+    def home_of(self, pid: int) -> str:
+        """The file process `pid` (a spawner) writes "0" to to go back to its own group."""
+        home = self._spawner_homes.get(pid)
+        if home is None:
+            relative = own_path(self.dialect.controller, str(pid))
+            if relative is None:
+                raise OSError(errno.ENOENT, f"cannot read the cgroup of process {pid}")
+            home = os.path.join(self.mount, relative.lstrip("/"), self.dialect.join_file)
+            self._spawner_homes[pid] = home
+        return home
 
     def check(self) -> None:
         """Raise OSError unless a group can be made, joined and left here."""
