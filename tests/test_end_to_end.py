@@ -185,6 +185,7 @@ def test_sighup_with_a_bad_file_keeps_the_old_config(
     daemon.write('jobs:\n  old: {schedule: "* * * * * *", command: "true", timezone: Mars/Base}\n')
     daemon.signal(signal.SIGHUP)
     daemon.wait_for(lambda: "reload rejected" in daemon.events())
+    daemon.wait_for(lambda: bool(daemon.records("config problem")))  # logged just after
     problem = daemon.records("config problem")[0]["problem"]
     assert f'{daemon.config}:2:61: jobs.old.timezone: unknown zone "Mars/Base"' in str(problem)
     count = len(daemon.runs("old"))
