@@ -16,6 +16,7 @@ from .clock import iso_utc
 from .control import Access, Caller, Fault, FaultCode, Method
 from .controlserver import Gate, Offload
 from .model import Job, RunState, Trigger
+from .reloading import Waiter
 from .report import DAY, job_record, name_causes, recent_record, run_record
 from .schedule import build_rule, dst_mark, next_instants, upcoming_instants
 from .store import Run, RunStore
@@ -433,13 +434,20 @@ class Operations:
             self.daemon.set_paused(job, False)
         return {"resumed": [j.name for j in jobs]}
 
-    def reload(self, caller: Caller, params: dict[str, Any]) -> Any:
-        rejected = self.daemon.reload(self.daemon.clock.now())
-        if rejected is not None:
-            problems = [str(p) for p in rejected.problems]
-            raise Fault(
-                FaultCode.CONFIG_REJECTED,
-                "configuration rejected; the running one is kept",
-                problems,
-            )
-        return {"jobs": len(self._jobs())}
+    def reload(self, caller: Caller, params: dict[str, Any]) -> Offload:
+        """Read in a thread and swapped in by the loop; answered once applied or rejected."""
+        waiter = self.daemon.reloads.request()
+
+        def answer(done: Waiter) -> Any:
+            if done.stopped:
+                raise Fault(FaultCode.STOPPING, "the daemon is stopping")
+            if done.error is not None:
+                problems = [str(p) for p in done.error.problems]
+                raise Fault(
+                    FaultCode.CONFIG_REJECTED,
+                    "configuration rejected; the running one is kept",
+                    problems,
+                )
+            return {"jobs": done.jobs}
+
+        return Offload(waiter.wait, then=answer)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -119,6 +120,9 @@ class CronRule:
         self.expression = normalize_expression(expression)
         self.zone = zone(zone_name)
         self.fixed = is_fixed_time(self.expression)
+        # one rule serves every job of its (expression, zone), in the loop and in the
+        # thread that prepares a reload: its croniter is moved under this lock
+        self._lock = threading.Lock()
         try:
             day_or = days_either(self.expression)
             self._walls = croniter(self.expression, datetime(2000, 1, 1), day_or=day_or)
@@ -133,7 +137,8 @@ class CronRule:
         self, after: datetime, previous: Optional[datetime] = None
     ) -> Optional[datetime]:
         try:
-            return self._next_after(after)
+            with self._lock:
+                return self._next_after(after)
         except _PAST_THE_CALENDAR:
             return None  # the next run would be after 9999-12-31
 
@@ -313,8 +318,8 @@ def bounds(spec: ScheduleSpec, zone_name: str) -> tuple[Optional[datetime], Opti
 def build_rule(spec: ScheduleSpec, zone_name: str, shared: bool = True) -> Rule:
     """The rule for a job's schedule; raises ScheduleError, and nothing else, for any spec.
 
-    `shared` rules are cached and may be used by one thread only (the loop's); a
-    worker thread asks for its own.
+    `shared` rules are cached; their `next_after` is safe from any thread, the rest of
+    their methods are the loop's: a control worker asks for a rule of its own.
     """
     start, end = bounds(spec, zone_name)
     rule: Rule
@@ -351,8 +356,8 @@ def calendar_rule(spec: ScheduleSpec, zone_name: str) -> CalendarRule:
 def cron_rule(expression: str, zone_name: str) -> CronRule:
     """One rule per (expression, zone): jobs that share a schedule share its parsed form.
 
-    Safe to share: a rule's answers depend only on its arguments, and the daemon is
-    one thread.
+    Safe to share: a rule's answers depend only on its arguments, and it moves its
+    croniter under a lock of its own (the loop and a reload's thread may both ask).
     """
     return CronRule(expression, zone_name)
 

@@ -8,6 +8,7 @@ a push, not a sort.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable, KeysView
 from datetime import datetime, timedelta
 from typing import Callable, Optional
 
@@ -23,6 +24,8 @@ class Timer:
         self._generation = 0
         # told (job, when it fires) at each change of a job's entry; None: nothing scheduled
         self.on_change: Optional[Callable[[str, Optional[datetime]], None]] = None
+        # told of many changes at once (a reload); else on_change is told of each
+        self.on_changes: Optional[Callable[[dict[str, Optional[datetime]]], None]] = None
 
     def set(self, job: str, nominal: Optional[datetime], delay_seconds: float = 0.0) -> None:
         """Schedule `job` for `nominal` (fired `delay_seconds` later), or unschedule it."""
@@ -36,10 +39,39 @@ class Timer:
         if self.on_change is not None:
             self.on_change(job, fires)
 
+    def set_many(
+        self, entries: dict[str, tuple[Optional[datetime], float]], removed: Iterable[str] = ()
+    ) -> None:
+        """Schedule each job of `entries` for (nominal, delay_seconds), and unschedule
+        `removed`, telling the changes at once."""
+        told: dict[str, Optional[datetime]] = {}
+        for job in removed:
+            if self._due.pop(job, None) is not None:
+                told[job] = None
+        for job, (nominal, delay_seconds) in entries.items():
+            if nominal is None:
+                self._due.pop(job, None)
+                told[job] = None
+                continue
+            at = nominal + timedelta(seconds=delay_seconds) if delay_seconds else nominal
+            self._generation += 1
+            self._due[job] = (at, nominal, self._generation)
+            heapq.heappush(self._heap, (at, self._generation, job))
+            told[job] = at
+        if self.on_changes is not None:
+            self.on_changes(told)
+        elif self.on_change is not None:
+            for job, fires in told.items():
+                self.on_change(job, fires)
+
     def remove(self, job: str) -> None:
         self._due.pop(job, None)
         if self.on_change is not None:
             self.on_change(job, None)
+
+    def scheduled(self) -> KeysView[str]:
+        """The jobs with a next instant."""
+        return self._due.keys()
 
     def next_of(self, job: str) -> Optional[datetime]:
         """The nominal instant `job` fires for next."""

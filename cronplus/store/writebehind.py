@@ -203,6 +203,17 @@ class RunStore:
         state = self._jobs.get(job) or JobState(job, None, None, False)
         self._set_job(dataclasses.replace(state, last_scheduled=instant))
 
+    def set_marks(self, jobs: Iterable[str], instant: float) -> None:
+        """`set_last_scheduled` of many jobs (a reload's), made cheap for ten thousand."""
+        known, pending = self._jobs, self._pending.jobs
+        for job in jobs:
+            state = known.get(job)
+            if state is None:
+                state = JobState(job, instant, None, False)
+            else:
+                state = JobState(job, instant, state.last_run, state.paused)
+            known[job] = pending[job] = state
+
     def set_paused(self, job: str, paused: bool) -> None:
         state = self._jobs.get(job) or JobState(job, None, None, False)
         self._set_job(dataclasses.replace(state, paused=paused))
