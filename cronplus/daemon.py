@@ -135,7 +135,7 @@ class Daemon:
             self.history = self.cluster.open_store(self.paths, self._report)
         else:
             path = self.paths.history(self.config.settings.history)
-            self.history = open_store(path, now, self._report)
+            self.history = open_store(path, now, self._report, self.gate.wait)
         self.notifications.store = self.history
         self.history.on_end = self._run_ended
         start = self.cluster.start_instant if self.cluster else self.submit
