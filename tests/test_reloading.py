@@ -15,9 +15,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from test_daemon_steps import T0, FakeClock, FakeRunner, make_daemon
+from test_daemon_steps import T0, FakeRunner, make_daemon
 from test_end_to_end import DaemonProcess, ctl, daemon_factory
 
+from cronplus.clock import FakeClock
 from cronplus.daemon import Daemon
 from cronplus.reloading import Reloads
 
