@@ -33,6 +33,7 @@ from .chains import Chains
 from .clock import Clock, SystemClock, iso_utc
 from .clockwatch import THRESHOLD, ClockWatch
 from .cluster.node import ClusterNode
+from .collector import Collector
 from .containment import boot_id, choose, process_start_ticks
 from .controlserver import ControlServer, Gate
 from .dispatch import Decision, Dispatcher, retry_delay
@@ -64,6 +65,8 @@ WATCHFUL_SLEEP = 1.0
 GATE_LEAD = 0.025
 # Below this, wait() sleeps the rest exactly instead of polling, which is up to 1 ms late.
 PRECISE_WAKE = 0.002
+# Finished runs recorded in one turn; the next turn comes at once for the rest.
+REAP_SLICE = 64
 OPEN = tuple(RunState(s) for s in OPEN_STATES)
 UTC = timezone.utc
 DAY = 86400.0
@@ -107,6 +110,8 @@ class Daemon:
         self.planner.timer.on_change = self.watchers.next_run
         self.planner.timer.on_changes = self.watchers.next_runs_changed
         self.reloads = Reloads(self)  # read and planned in a thread, swapped in by the loop
+        self.collector = Collector(clock.monotonic)  # garbage collected where the loop has room
+        self.watchers.add(self.collector)
         self.manager = ServiceManager()
 
     def _history_opener(self, config: Config) -> Callable[[], Any]:
@@ -175,6 +180,7 @@ class Daemon:
         containment = choose(mode, instance, lambda why: self.log.warning(why), group)
         self.runner = Runner(loop, self.clock, self._on_exit, containment, instance)
         self.log.info("runs contained", **containment.describe())
+        self.collector.start()
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
         alarm = self.clockwatch.alarm
@@ -316,6 +322,7 @@ class Daemon:
         self.wake.clear()
         if self.signals or self.results:
             return
+        self.collector.tick(timeout)
         if timeout <= PRECISE_WAKE:
             # the loop's poll rounds up to whole milliseconds: the last stretch is slept exactly
             time.sleep(timeout)
@@ -438,8 +445,9 @@ class Daemon:
             self.runner.stop(run_id, Outcome.INTERRUPTED)
 
     def reap(self, now: datetime) -> None:
+        """Record finished runs, REAP_SLICE a turn: due instants come before the rest."""
         assert self.history is not None and self.config is not None
-        while self.results:
+        for _ in range(min(len(self.results), REAP_SLICE)):
             result = self.results.popleft()
             self.dispatcher.finished(result.run_id)
             state = result.outcome.state
