@@ -205,7 +205,7 @@ def main() -> None:
         windows = []
         for _ in range(args.rounds):
             due = math.floor(time.time()) + 8
-            ends = due + 3.5
+            ends = due + 12.5  # after the burst of starts (up to a few seconds here)
             at = time.gmtime(due)
             finishing = tuple(
                 f'  fin-{i:04d}: {{schedule: "{at.tm_min} {at.tm_hour} * * * {at.tm_sec}",'

@@ -69,6 +69,10 @@ class Timer:
         if self.on_change is not None:
             self.on_change(job, None)
 
+    def entries(self) -> dict[str, tuple[datetime, datetime, int]]:
+        """A copy of every job's (fires, nominal instant, generation), for another thread."""
+        return dict(self._due)
+
     def scheduled(self) -> KeysView[str]:
         """The jobs with a next instant."""
         return self._due.keys()
