@@ -30,7 +30,8 @@ class Plan:
     base: Optional[Config]  # the configuration it was compared with
     rules: dict[str, Rule]
     changed: frozenset[str]  # jobs it adds or reschedules
-    first: dict[str, tuple[Optional[datetime], float]]  # theirs: (instant after `asked`, jitter)
+    # theirs: (instant after `asked`, jitter, when it fires in epoch seconds)
+    first: dict[str, tuple[Optional[datetime], float, float]]
     asked: datetime
 
 
@@ -48,7 +49,7 @@ def prepare(
     """
     built: dict[str, Rule] = {}
     changed = []
-    first: dict[str, tuple[Optional[datetime], float]] = {}
+    first: dict[str, tuple[Optional[datetime], float, float]] = {}
     mark = asked.timestamp()
     for name, job in new.jobs.items():
         if pause is not None:
@@ -60,7 +61,9 @@ def prepare(
             continue
         built[name] = rule = build_rule(job.schedule, job.timezone)
         changed.append(name)
-        first[name] = (first_unaccounted(rule, asked, mark), stable_jitter(name, job.jitter))
+        instant = first_unaccounted(rule, asked, mark)
+        delay = stable_jitter(name, job.jitter)
+        first[name] = (instant, delay, instant.timestamp() + delay if instant else 0.0)
     return Plan(new, base, built, frozenset(changed), first, asked)
 
 
@@ -110,9 +113,11 @@ class Planner:
         between the reload's request and its swap is not run.
         """
         entries = dict(plan.first)
-        for name, (instant, delay) in plan.first.items():
-            if instant is not None and instant <= now:
-                entries[name] = (first_unaccounted(plan.rules[name], now, now.timestamp()), delay)
+        moment = now.timestamp()
+        for name, (instant, delay, fires) in plan.first.items():
+            if instant is not None and fires - delay <= moment:  # came before the swap
+                later = first_unaccounted(plan.rules[name], now, moment)
+                entries[name] = (later, delay, later.timestamp() + delay if later else 0.0)
         store.set_marks(plan.changed, now.timestamp())
         removed = self.rules.keys() - plan.config.jobs.keys()
         self.timer.set_many(entries, removed)

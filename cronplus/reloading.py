@@ -33,10 +33,12 @@ from .schedule import Rule
 if TYPE_CHECKING:
     from .daemon import Daemon
 
-# The loop swaps a ready plan in only when no instant is due sooner than this...
+# The loop swaps a ready plan in only when no instant is due sooner than this, or
+# than twice what the swap is expected to take (from the last one, per job changed)...
 SWAP_ROOM = 0.05
+FIRST_GUESS = 50e-6  # seconds a swap takes per job changed, until one is measured
 # ...unless it has waited this long for such a moment (instants every few milliseconds).
-MAX_WAIT = 1.0
+MAX_WAIT = 10.0
 
 Built = Union[Plan, ConfigError]
 
@@ -77,6 +79,7 @@ class Reloads:
         self.waiters: list[Waiter] = []
         self.ready: Optional[tuple[int, Built, float]] = None  # (generation, built, monotonic)
         self._lock = threading.Lock()
+        self.per_change = FIRST_GUESS  # seconds the last swap took per job it changed
 
     # --- on the loop -----------------------------------------------------------------------
 
@@ -102,7 +105,7 @@ class Reloads:
         if ready is None:
             return
         generation, built, since = ready
-        if isinstance(built, Plan) and not self._room(now, since):
+        if isinstance(built, Plan) and not self._room(now, since, len(built.changed)):
             return  # an instant is due in a moment: swapped in right after it
         with self._lock:
             if self.ready is not ready:
@@ -130,12 +133,13 @@ class Reloads:
         for waiter in waiters:
             waiter.tell(None, 0, stopped=True)
 
-    def _room(self, now: datetime, since: float) -> bool:
+    def _room(self, now: datetime, since: float, changes: int) -> bool:
         daemon = self.daemon
         if daemon.clock.monotonic() - since >= MAX_WAIT:
             return True
         deadlines = [d for d in (daemon.timer.deadline(), daemon.retry_timer.deadline()) if d]
-        return not deadlines or (min(deadlines) - now).total_seconds() >= SWAP_ROOM
+        needed = max(SWAP_ROOM, 2 * self.per_change * changes)
+        return not deadlines or (min(deadlines) - now).total_seconds() >= needed
 
     def _settle(self, built: Built, now: datetime) -> Optional[ConfigError]:
         daemon = self.daemon
@@ -153,6 +157,7 @@ class Reloads:
     def _swap(self, plan: Plan, now: datetime) -> None:
         daemon = self.daemon
         assert daemon.config is not None and daemon.history is not None
+        began = daemon.clock.monotonic()
         if plan.base is not daemon.config:  # read against another config: compared again
             plan = prepare(plan.config, daemon.config, daemon.planner.rules, now)
         fired = daemon.fire_due(now)
@@ -169,12 +174,11 @@ class Reloads:
         daemon.dispatcher.reconfigure(plan.config.settings.max_workers, plan.config.settings.pools)
         daemon.schedule_next(fired)
         daemon.watchers.config_applied(plan.config, now)
-        daemon.log.info(
-            "reloaded",
-            config=daemon.paths.config,
-            jobs=len(plan.config.jobs),
-            changed=len(plan.changed),
-        )
+        daemon.flush(now)  # the marks of the jobs changed: part of what a swap costs
+        jobs, changed = len(plan.config.jobs), len(plan.changed)
+        if changed >= 100:
+            self.per_change = (daemon.clock.monotonic() - began) / changed
+        daemon.log.info("reloaded", config=daemon.paths.config, jobs=jobs, changed=changed)
         daemon.manager.ready(daemon.status_line())
 
     def _reject(self, error: ConfigError, now: datetime) -> None:
