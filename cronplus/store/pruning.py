@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import urllib.parse
 from collections.abc import Callable
 from typing import Optional
 
@@ -95,7 +94,8 @@ class Pruner:
         """Slices until nothing is left; the connection is closed when idle (the file
         may be moved aside and made afresh meanwhile)."""
         try:
-            uri = f"file:{urllib.parse.quote(self.path)}?mode=rw"  # never made here
+            quoted = self.path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+            uri = f"file:{quoted}?mode=rw"  # never made here: it exists, or the prune waits
             db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             self._failed(exc)
