@@ -115,8 +115,10 @@ class Planner:
         entries = dict(plan.first)
         moment = now.timestamp()
         for name, (instant, delay, fires) in plan.first.items():
-            if instant is not None and fires - delay <= moment:  # came before the swap
-                later = first_unaccounted(plan.rules[name], now, moment)
+            rule = plan.rules[name]
+            # an instant that came before the swap, or one counted from the request (every:)
+            if instant is not None and (fires - delay <= moment or isinstance(rule, EveryRule)):
+                later = first_unaccounted(rule, now, moment)
                 entries[name] = (later, delay, later.timestamp() + delay if later else 0.0)
         store.set_marks(plan.changed, now.timestamp())
         removed = self.rules.keys() - plan.config.jobs.keys()

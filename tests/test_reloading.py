@@ -219,3 +219,17 @@ def test_many_reloads_of_a_real_daemon_lose_and_double_no_instant(
     assert instants == [instants[0] + k for k in range(len(instants))]  # none lost
     assert all(r["state"] == "succeeded" for r in daemon.runs("tick"))
     assert daemon.records("reloaded")[-1]["jobs"] == 1
+
+
+def test_an_every_job_a_reload_adds_counts_from_the_swap_not_the_request(
+    tmp_path: Path,
+) -> None:
+    daemon, clock, runner, builds = setup(tmp_path)
+    clock.set(at(3))
+    write(tmp_path, BEFORE + '  pulse: {every: 30s, command: "true"}\n')
+    daemon.reloads.request()
+    builds.run()
+    clock.set(at(7))  # four seconds to read it
+    daemon.step(clock.now())
+    assert daemon.config is not None and "pulse" in daemon.config.jobs
+    assert daemon.timer.next_of("pulse") == at(37)
