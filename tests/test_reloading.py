@@ -224,7 +224,7 @@ def test_many_reloads_of_a_real_daemon_lose_and_double_no_instant(
 def test_an_every_job_a_reload_adds_counts_from_the_swap_not_the_request(
     tmp_path: Path,
 ) -> None:
-    daemon, clock, runner, builds = setup(tmp_path)
+    daemon, clock, _, builds = setup(tmp_path)
     clock.set(at(3))
     write(tmp_path, BEFORE + '  pulse: {every: 30s, command: "true"}\n')
     daemon.reloads.request()
