@@ -13,13 +13,28 @@ from datetime import datetime
 from typing import Callable, Optional
 
 from .model import Config, Job
-from .schedule import EveryRule, Rule, build_rule, first_unaccounted, stable_jitter
+from .schedule import (
+    EveryRule,
+    Rule,
+    build_rule,
+    cron_rule,
+    first_unaccounted,
+    stable_jitter,
+)
 from .store import RunStore
 from .timer import Timer
 
 
 def same_schedule(old: Job, new: Job) -> bool:
     return (old.schedule, old.timezone, old.jitter) == (new.schedule, new.timezone, new.jitter)
+
+
+def forget_stale_rules(in_use: int) -> None:
+    """The shared rules are kept for reloads to find again; when more than twice as many
+    are kept as the configuration uses (schedules changed reload after reload), they
+    are let go: the configuration's own stay, held by the planner."""
+    if cron_rule.cache_info().currsize > 2 * in_use + 1024:
+        cron_rule.cache_clear()
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,7 @@ class Planner:
         for name in set(self.rules) - set(new.jobs):
             self.timer.remove(name)
         self.rules = rules
+        forget_stale_rules(len(self.rules))
 
     def swap(self, plan: Plan, store: RunStore, now: datetime) -> None:
         """Take the schedules of a prepared plan, on the loop, in O(jobs changed).
@@ -131,6 +147,7 @@ class Planner:
                 mark = state.last_scheduled if state else None
                 self.schedule(plan.config.jobs[name], plan.rules[name], now, mark)
         self.rules = plan.rules
+        forget_stale_rules(len(self.rules))
 
     def schedule(self, job: Job, rule: Rule, now: datetime, mark: Optional[float]) -> None:
         """Set the job's timer to its first instant after `mark`."""

@@ -375,7 +375,7 @@ def calendar_rule(spec: ScheduleSpec, zone_name: str) -> CalendarRule:
     )
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1 << 17)
 def cron_rule(expression: str, zone_name: str) -> CronRule:
     """One rule per (expression, zone): jobs that share a schedule share its parsed form.
 
@@ -494,9 +494,12 @@ class Transition:
         return start, start + max(self.before - self.after, timedelta(0))
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=2048)
 def transitions(zone_name: str, start: datetime, end: datetime) -> tuple[Transition, ...]:
-    """Every change of `zone_name`'s UTC offset in (start, end]."""
+    """Every change of `zone_name`'s UTC offset in (start, end].
+
+    Cached for more zones than the system has (about 600): jobs in every zone in turn
+    made a smaller cache find nothing, a year of probing for each job."""
     tz = zone(zone_name)
     found: list[Transition] = []
     low = int(start.timestamp())
@@ -545,6 +548,8 @@ def _local_name(instant: datetime, tz: ZoneInfo) -> str:
 def _walls(rule: Rule, start: datetime, end: datetime) -> list[datetime]:
     """The nominal wall times of a fixed rule in [start, end), naive."""
     if isinstance(rule, CronRule):
+        if end <= start or not _may_have_date(rule, start, end):
+            return []
         hours = rule._walls.expanded[1]
         if hours != ["*"]:  # most rules have no hour in a stretch of an hour or two
             stretch, hour = set(), start.replace(minute=0, second=0)
@@ -562,6 +567,20 @@ def _walls(rule: Rule, start: datetime, end: datetime) -> list[datetime]:
     if isinstance(rule, AtRule) and rule.wall is not None and start <= rule.wall < end:
         return [rule.wall]
     return []
+
+
+def _may_have_date(rule: CronRule, start: datetime, end: datetime) -> bool:
+    """Whether a date of [start, end) (a stretch of an hour or two) may match the rule's
+    month and day fields: most rules of a large file have none there, and croniter need
+    not be asked (with the weekday in play, or L, W and #, it is asked)."""
+    expanded = rule._walls.expanded
+    months, days, weekdays = expanded[3], expanded[2], expanded[4]
+    dates = {start.date(), (end - timedelta(microseconds=1)).date()}
+    if months != ["*"] and not any(d.month in months for d in dates):
+        return False
+    if days == ["*"] or weekdays != ["*"] or not all(isinstance(d, int) for d in days):
+        return True
+    return any(d.day in days for d in dates)
 
 
 def _zone_of(rule: Rule) -> Optional[ZoneInfo]:
