@@ -505,16 +505,17 @@ def transitions(zone_name: str, start: datetime, end: datetime) -> tuple[Transit
     low = int(start.timestamp())
     last = int(end.timestamp())
     step = int(_PROBE.total_seconds())
+    before = offset(low, tz)
     while low < last:
         high = min(low + step, last)
-        before, after = offset(low, tz), offset(high, tz)
+        after = offset(high, tz)  # and the next probe's `before`: one offset a probe
         if before != after:
             at = change_between(low, high, tz)
             assert before is not None and after is not None
             found.append(Transition(datetime.fromtimestamp(at, UTC), before, after))
-            low = at
+            low, before = at, offset(at, tz)
             continue
-        low = high
+        low, before = high, after
     return tuple(found)
 
 
