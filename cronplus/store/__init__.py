@@ -69,11 +69,7 @@ def open_store(
         if moved is not None:
             report("history damaged; moved aside", level="error", history=path, moved_to=moved)
         store = RunStore(backend, snapshot, report, path)
-
-    def failed(what: str, exc: Exception) -> None:
-        report(what, level="warning", history=path, error=str(exc))
-
-    store.pruner = Pruner(path, pause, failed)
+    store.pruner = Pruner(path, pause)
     return store
 
 

@@ -23,6 +23,7 @@ from typing import Optional
 from .records import OPEN_STATES
 
 PRUNE_SLICE = 500  # rows deleted in one transaction
+LINGER = 10.0  # seconds the thread waits for more work before it ends (the next request starts one)
 BUSY_MS = 100
 
 _DELETE_SLICE = (
@@ -38,13 +39,14 @@ class Pruner:
         self,
         path: str,
         pause: Callable[[], None] = lambda: None,
-        report: Optional[Callable[[str, Exception], None]] = None,
         slice_rows: int = PRUNE_SLICE,
     ) -> None:
         self.path = path
         self.pause = pause
-        self.report = report
         self.slice_rows = slice_rows
+        # the last failure, for the store to report on the loop: the thread holds no
+        # reference to the daemon, so a store let go is let go with its thread idle
+        self.failure: Optional[str] = None
         self._wanted: dict[str, tuple[int, int]] = {}  # job -> (runs to keep, request number)
         self._asked = 0
         self._busy = False
@@ -79,8 +81,9 @@ class Pruner:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._wanted) or self._closed)
-                if self._closed:
+                self._cond.wait_for(lambda: bool(self._wanted) or self._closed, LINGER)
+                if self._closed or not self._wanted:
+                    self._thread = None  # ended: it holds nothing alive while idle
                     return
                 self._busy = True
             try:
@@ -139,5 +142,10 @@ class Pruner:
     def _failed(self, exc: Exception) -> None:
         with self._cond:
             self._wanted.clear()
-        if self.report is not None:
-            self.report("history prune failed", exc)
+            self.failure = " ".join(str(exc).split())
+
+    def take_failure(self) -> Optional[str]:
+        """The failure since the last asked, if any."""
+        with self._cond:
+            failure, self.failure = self.failure, None
+        return failure

@@ -285,6 +285,9 @@ class RunStore:
         return True
 
     def _hand_prunes(self) -> None:
+        failure = self.pruner.take_failure() if self.pruner is not None else None
+        if failure is not None:
+            self.report("history prune failed", level="warning", history=self._path, error=failure)
         if self._to_prune and self.pruner is not None:
             for job, keep in self._to_prune.items():
                 self.pruner.request(job, keep)
