@@ -22,7 +22,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
+    """The children's environment: the checkout's package, with its bytecode cached as an
+    installed package has it (a shell that forbids writing it would time the compiler)."""
+    kept = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**kept, "PYTHONPATH": str(ROOT)}
 
 
 class Daemon:

@@ -69,17 +69,22 @@ class Alerts(Watcher):
 
     def config_applied(self, config: Config, now: datetime) -> None:
         self.jobs = dict(config.jobs)
-        for job in self.jobs.values():
-            state = self.store.alert_state(job.name)
+        states = self.store.alert_states()
+        # only the jobs watched now or before: a pass over every job's alarms is not made
+        watching = {name for name, job in self.jobs.items() if job.no_success_within is not None}
+        for name in watching | {n for n, s in states.items() if s.watched_since is not None}:
+            job = self.jobs.get(name)
+            state = states.get(name) or self.store.alert_state(name)
+            if job is None:
+                continue
             if job.no_success_within is not None and state.watched_since is None:
                 self._save(dataclasses.replace(state, watched_since=now.timestamp()))
             elif job.no_success_within is None and state.watched_since is not None:
                 self._save(dataclasses.replace(state, watched_since=None, overdue=None))
         self.waiting = {k: v for k, v in self.waiting.items() if v[0] in self.jobs}
-        self.watched = {name for name, job in self.jobs.items() if job.no_success_within}
-        self.watched |= {
+        self.watched = watching | {
             name
-            for name, state in self.store.alert_states().items()
+            for name, state in states.items()
             if name in self.jobs and state.failing_since is not None
         }
         self._stale = True

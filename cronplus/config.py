@@ -12,14 +12,14 @@ import difflib
 import glob
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import yaml
 
 from . import configfile, convert
 from .chainspec import cycles
 from .clock import zone
-from .configfile import Loader
+from .configfile import Budget, Loader
 from .configkeys import (
     DAEMON_KEYS,
     JOB_KEYS,
@@ -70,13 +70,20 @@ def default_includes(main: str) -> list[str]:
     return [str(path.with_name(path.stem + ".d") / "*.yaml")]
 
 
-def load(main: str, default_zone: Optional[str] = None, require_root_owned: bool = False) -> Config:
+def load(
+    main: str,
+    default_zone: Optional[str] = None,
+    require_root_owned: bool = False,
+    pause: Optional[Callable[[], None]] = None,
+) -> Config:
     """Read and validate `main` and its drop-ins; raises ConfigError with every problem.
 
     `require_root_owned` refuses any file not owned by root or writable by group or
     others, as the system daemon must: whoever can write the file can run commands as root.
+    `pause` is called often (every few dozen values, every job): a reload read in a
+    worker thread waits there while the loop starts runs, or stops there by raising.
     """
-    reader = Reader(require_root_owned=require_root_owned)
+    reader = Reader(require_root_owned=require_root_owned, budget=Budget(pause=pause))
     main = os.path.abspath(main)
     loaded = reader.load(main)
     if loaded is None:
@@ -148,6 +155,8 @@ def load(main: str, default_zone: Optional[str] = None, require_root_owned: bool
             file, doc["jobs"][1], "jobs", "a mapping of jobs"
         ):
             path = join("jobs", name)
+            if pause is not None:
+                pause()
             if not reader.claim(job_nodes, "job", name, file, key_node, path):
                 continue
             if not JOB_NAME.fullmatch(name):

@@ -26,7 +26,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from typing import Any, ClassVar, Optional, Protocol
+from typing import Any, Callable, ClassVar, Optional, Protocol
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -59,10 +59,18 @@ class Refused(Exception):
 
 @dataclass
 class Budget:
-    """Bytes read and YAML nodes made so far for one configuration, against their caps."""
+    """Bytes read and YAML nodes made so far for one configuration, against their caps.
+
+    `pause`, when given, is called every PAUSE_NODES nodes: a reload read in a worker
+    thread waits there while the scheduling loop starts runs (or gives up, superseded).
+    """
 
     total: int = 0
     nodes: int = 0
+    pause: Optional[Callable[[], None]] = None
+
+
+PAUSE_NODES = 64
 
 
 # --- the file -------------------------------------------------------------------------------
@@ -197,7 +205,7 @@ class Loader(Protocol):
     failing: Optional[yaml.Node]
     node_limit: int
 
-    def count_nodes(self) -> None: ...
+    def count_nodes(self, pause: Optional[Callable[[], None]] = None) -> None: ...
 
     def counted(self) -> int: ...
 
@@ -258,7 +266,7 @@ class _Counted(yaml.resolver.Resolver):
     nodes = 0
     node_limit = MAX_NODES
 
-    def count_nodes(self) -> None:
+    def count_nodes(self, pause: Optional[Callable[[], None]] = None) -> None:
         resolve = self.resolve
         counter = itertools.count(1)
         limit = self.node_limit
@@ -267,6 +275,17 @@ class _Counted(yaml.resolver.Resolver):
             if next(counter) > limit:
                 raise _TooManyNodes
             return resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+
+        def pausing(kind: Any, value: Any, implicit: Any) -> Any:
+            made = next(counter)
+            if made > limit:
+                raise _TooManyNodes
+            if pause is not None and made % PAUSE_NODES == 0:
+                pause()
+            return resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+
+        if pause is not None:
+            counting = pausing
 
         self.resolve = counting  # type: ignore[method-assign]
         self._counter = counter
@@ -315,7 +334,7 @@ def parse(source: str, budget: Budget) -> tuple[Optional[yaml.Node], Loader]:
         )
     loader = make_loader(source)
     loader.node_limit = MAX_NODES - budget.nodes
-    loader.count_nodes()
+    loader.count_nodes(budget.pause)
     try:
         node = loader.get_single_node()
     except _TooManyNodes:

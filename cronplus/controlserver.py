@@ -306,13 +306,32 @@ def _offloaded(request_id: Any, offload: Offload, gate: Gate) -> Iterator[bytes]
         unread = Fault(FaultCode.INTERNAL, f"cannot read the history: {' '.join(str(exc).split())}")
         return _encode({"id": request_id, "fault": unread.as_json()})
     if offload.large is None or not isinstance(result, dict):
-        return iter([b"".join(_encode({"id": request_id, "result": result}))])
+        return iter([b"".join(_encoded_in_slices(request_id, result, gate))])
     raw = result.pop(offload.large, None) or b""
     head = json.dumps({"id": request_id, "result": result}, separators=(",", ":"))
     assert head.endswith("}}")
     body = head[:-2] + ("," if result else "") + json.dumps(offload.large) + ':"'
     pieces = [body.encode(), *_text_slices(raw, gate), b'"}}\n']
     return iter(pieces)
+
+
+ENCODE_SLICE = 100  # list items encoded between two looks at the gate
+
+
+def _encoded_in_slices(request_id: Any, result: Any, gate: Gate) -> Iterator[bytes]:
+    """The answer as one JSON line; a long list (every job's status) is encoded a
+    slice of items at a time, so no single encoding step holds the interpreter long."""
+    if not isinstance(result, list) or len(result) <= ENCODE_SLICE:
+        yield from _encode({"id": request_id, "result": result})
+        return
+    head = json.dumps({"id": request_id, "result": None}, separators=(",", ":"))
+    assert head.endswith("null}")
+    yield head[: -len("null}")].encode() + b"["
+    for start in range(0, len(result), ENCODE_SLICE):
+        gate.wait()
+        items = json.dumps(result[start : start + ENCODE_SLICE], separators=(",", ":"))
+        yield ("," if start else "").encode() + items[1:-1].encode()
+    yield b"]}\n"
 
 
 def _text_slices(raw: bytes, gate: Gate, size: int = 256 * 1024) -> Iterator[bytes]:

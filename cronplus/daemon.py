@@ -33,10 +33,11 @@ from .chains import Chains
 from .clock import Clock, SystemClock, iso_utc
 from .clockwatch import THRESHOLD, ClockWatch
 from .cluster.node import ClusterNode
+from .collector import Collector
 from .containment import boot_id, choose, process_start_ticks
 from .controlserver import ControlServer, Gate
 from .dispatch import Decision, Dispatcher, retry_delay
-from .errors import ConfigError, ConfigProblem, CronplusError, HistoryError
+from .errors import ConfigError, CronplusError, HistoryError
 from .events import Watchers
 from .ledger import InstantLedger
 from .metrics import Metrics
@@ -47,6 +48,7 @@ from .operations import Operations
 from .paths import Paths, add_instance_arguments, resolve
 from .planning import Planner
 from .recovery import recover
+from .reloading import Reloads
 from .runner import Runner, RunResult
 from .schedule import Rule, stable_jitter
 from .servicemanager import ServiceManager
@@ -64,6 +66,8 @@ WATCHFUL_SLEEP = 1.0
 GATE_LEAD = 0.025
 # Below this, wait() sleeps the rest exactly instead of polling, which is up to 1 ms late.
 PRECISE_WAKE = 0.002
+# Finished runs recorded in one turn; the next turn comes at once for the rest.
+REAP_SLICE = 64
 OPEN = tuple(RunState(s) for s in OPEN_STATES)
 UTC = timezone.utc
 DAY = 86400.0
@@ -106,6 +110,10 @@ class Daemon:
         self.watchers.add(self.activity)
         self.watchers.add(Metrics(self.log, self.gate, self._history_opener))
         self.planner.timer.on_change = self.watchers.next_run
+        self.planner.timer.on_changes = self.watchers.next_runs_changed
+        self.reloads = Reloads(self)  # read and planned in a thread, swapped in by the loop
+        self.collector = Collector(clock.monotonic)  # garbage collected where the loop has room
+        self.watchers.add(self.collector)
         self.manager = ServiceManager()
 
     def _history_opener(self, config: Config) -> Callable[[], Any]:
@@ -134,7 +142,7 @@ class Daemon:
             self.history = self.cluster.open_store(self.paths, self._report)
         else:
             path = self.paths.history(self.config.settings.history)
-            self.history = open_store(path, now, self._report)
+            self.history = open_store(path, now, self._report, self.gate.wait)
         self.notifications.store = self.history
         self.history.on_end = self._run_ended
         start = self.cluster.start_instant if self.cluster else self.submit
@@ -177,6 +185,7 @@ class Daemon:
         self.runner = Runner(loop, self.clock, self._on_exit, containment, instance, spawners)
         pids = spawners.pids if spawners else []
         self.log.info("runs contained", spawners=pids, **containment.describe())
+        self.collector.start()
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
         alarm = self.clockwatch.alarm
@@ -223,6 +232,7 @@ class Daemon:
                 await self.wait()
         finally:
             self.gate.open()
+            self.reloads.close()
             if self.cluster is not None:
                 self.cluster.leave()
             await server.close()
@@ -265,6 +275,7 @@ class Daemon:
             self.flush(now)  # a run's row is written before its process starts
             self.start_allowed(now)
             self.schedule_next(fired)
+            self.reloads.poll(now)  # a reload read meanwhile, swapped in after the starts
         else:
             self.stop_overdue()
         self.flush(now)
@@ -316,6 +327,7 @@ class Daemon:
         self.wake.clear()
         if self.signals or self.results:
             return
+        self.collector.tick(timeout)
         if timeout <= PRECISE_WAKE:
             # the loop's poll rounds up to whole milliseconds: the last stretch is slept exactly
             time.sleep(timeout)
@@ -393,53 +405,18 @@ class Daemon:
         while self.signals:
             signum = self.signals.popleft()
             if signum == signal.SIGHUP:
-                self.reload(now)
+                self.reloads.request()
             else:
                 self.begin_stop(now)
 
     def reload(self, now: datetime) -> Optional[ConfigError]:
-        """Re-read the config (SIGHUP and `cronplusctl reload` alike); rejected whole or applied.
+        """Re-read the config and swap it in at once, in this thread (`reloading`)."""
+        return self.reloads.now(now)
 
-        Instants already due fire under the schedule they were due by; a bad file is
-        returned and the old config runs on; nothing a file holds stops the daemon.
-        """
-        assert self.config is not None and self.history is not None
-        self.manager.reloading()
-        try:
-            new = self.read_config()
-        except ConfigError as exc:
-            self.log.error("reload rejected", config=self.paths.config, problems=len(exc.problems))
-            for problem in exc.problems:
-                self.log.error("config problem", problem=str(problem))
-            self.watchers.reload_rejected([str(p) for p in exc.problems], now)
-            self.manager.ready(self.status_line())
-            return exc
-        except Exception as exc:  # a reload must never take the daemon down
-            self.log.exception("reload failed", config=self.paths.config)
-            self.manager.ready(self.status_line())
-            problem = ConfigProblem(self.paths.config, 1, 1, "", f"cannot be read: {exc!r}")
-            self.watchers.reload_rejected([str(problem)], now)
-            return ConfigError([problem])
-        fired = self.fire_due(now)
-        for name in self.planner.changed(self.config, new):
-            nominal = self.timer.next_of(name)
-            job = self.config.jobs.get(name)
-            if job is not None and nominal is not None and nominal <= now:  # waiting for jitter
-                self.timer.remove(name)
-                fired.append((job, self.account(job, nominal, now)))
-        self.planner.apply(self.config, new, self.history, now)
-        self.config = new
-        self.dispatcher.reconfigure(new.settings.max_workers, new.settings.pools)
-        self.schedule_next(fired)
-        self.watchers.config_applied(new, now)
-        self.log.info("reloaded", config=self.paths.config, jobs=len(new.jobs))
-        self.manager.ready(self.status_line())
-        return None
-
-    def read_config(self) -> Config:
+    def read_config(self, pause: Optional[Callable[[], None]] = None) -> Config:
         """The config; a system daemon run by root refuses files others could have written."""
         strict = not self.paths.user_mode and os.geteuid() == 0
-        return config.load(self.paths.config, self.default_zone, require_root_owned=strict)
+        return config.load(self.paths.config, self.default_zone, strict, pause)
 
     def set_paused(self, job: Job, paused: bool) -> None:
         """A paused job's instants are recorded skipped; its running runs go on."""
@@ -473,8 +450,9 @@ class Daemon:
             self.runner.stop(run_id, Outcome.INTERRUPTED)
 
     def reap(self, now: datetime) -> None:
+        """Record finished runs, REAP_SLICE a turn: due instants come before the rest."""
         assert self.history is not None and self.config is not None
-        while self.results:
+        for _ in range(min(len(self.results), REAP_SLICE)):
             result = self.results.popleft()
             self.dispatcher.finished(result.run_id)
             state = result.outcome.state

@@ -58,6 +58,13 @@ class Watcher:
         """The timer's next instant for `job` changed: when it fires (jitter included), or
         None when nothing is scheduled for it."""
 
+    def next_runs_changed(self, changes: dict[str, Optional[datetime]]) -> None:
+        """The next instants of many jobs changed at once (a reload): `next_run` of each."""
+        if type(self).next_run is Watcher.next_run:
+            return  # not watched: ten thousand calls that do nothing are not made
+        for job, fires in changes.items():
+            self.next_run(job, fires)
+
     def runs_waiting(self, count: int, now: datetime) -> None:
         """How many runs wait for a worker (a free slot in the caps), after a turn of the loop."""
 
@@ -114,6 +121,9 @@ class Watchers(Watcher):
 
     def next_run(self, job: str, fires: Optional[datetime]) -> None:
         self._each("next_run", job, fires)
+
+    def next_runs_changed(self, changes: dict[str, Optional[datetime]]) -> None:
+        self._each("next_runs_changed", changes)
 
     def runs_waiting(self, count: int, now: datetime) -> None:
         self._each("runs_waiting", count, now)

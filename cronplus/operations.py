@@ -16,6 +16,7 @@ from .clock import iso_utc
 from .control import Access, Caller, Fault, FaultCode, Method
 from .controlserver import Gate, Offload
 from .model import Job, RunState, Trigger
+from .reloading import Waiter
 from .report import DAY, job_record, name_causes, recent_record, run_record
 from .schedule import build_rule, dst_mark, next_instants, upcoming_instants
 from .store import Run, RunStore
@@ -192,15 +193,16 @@ class Operations:
         }
 
     def status(self, caller: Caller, params: dict[str, Any]) -> Offload:
-        if params.get("job"):
-            jobs = [self._job(caller, params["job"])]
-        else:
-            jobs = [j for _, j in sorted(self._jobs().items()) if may_act_on(caller, j.user)]
+        """What the loop holds is copied whole (a few C-level copies, not a pass over
+        every job); the jobs are chosen, sorted and described in the worker."""
+        one = [self._job(caller, params["job"])] if params.get("job") else None
+        assert self.daemon.config is not None
+        configured = self.daemon.config.jobs  # a configuration is never changed, only replaced
         history = self._history()
         now = self.daemon.clock.now()
         since = now.timestamp() - DAY
         states = history.job_states()
-        next_runs = {j.name: self.daemon.timer.next_of(j.name) for j in jobs}
+        timer = self.daemon.timer.entries()
         held_last, held_misses = history.held_last_runs(), history.held_misses(since)
         recent = params.get("recent") or 0
         held_rows = history.held_by_job() if recent else {}
@@ -212,18 +214,20 @@ class Operations:
         held_causes = self._held_causes(held_last.values())
 
         def work() -> Any:
+            jobs = one or [j for _, j in sorted(configured.items()) if may_act_on(caller, j.user)]
             reader = readers.get()
             last = {**(reader.last_runs() if reader else {}), **held_last}
             missed = add_counts(reader.misses_since(since) if reader else {}, held_misses)
             records = []
             for j in paced(jobs, gate):
+                entry = timer.get(j.name)
                 record = job_record(
                     j,
                     now,
                     states.get(j.name),
                     last.get(j.name),
                     running.get(j.name, []),
-                    next_runs[j.name],
+                    entry[1] if entry is not None else None,
                     missed.get(j.name, 0),
                 )
                 if recent:
@@ -433,13 +437,20 @@ class Operations:
             self.daemon.set_paused(job, False)
         return {"resumed": [j.name for j in jobs]}
 
-    def reload(self, caller: Caller, params: dict[str, Any]) -> Any:
-        rejected = self.daemon.reload(self.daemon.clock.now())
-        if rejected is not None:
-            problems = [str(p) for p in rejected.problems]
-            raise Fault(
-                FaultCode.CONFIG_REJECTED,
-                "configuration rejected; the running one is kept",
-                problems,
-            )
-        return {"jobs": len(self._jobs())}
+    def reload(self, caller: Caller, params: dict[str, Any]) -> Offload:
+        """Read in a thread and swapped in by the loop; answered once applied or rejected."""
+        waiter = self.daemon.reloads.request()
+
+        def answer(done: Waiter) -> Any:
+            if done.stopped:
+                raise Fault(FaultCode.STOPPING, "the daemon is stopping")
+            if done.error is not None:
+                problems = [str(p) for p in done.error.problems]
+                raise Fault(
+                    FaultCode.CONFIG_REJECTED,
+                    "configuration rejected; the running one is kept",
+                    problems,
+                )
+            return {"jobs": done.jobs}
+
+        return Offload(waiter.wait, then=answer)

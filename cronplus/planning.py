@@ -7,17 +7,79 @@ daemon was down, stalled or jumped over is still found and accounted for.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
+from typing import Callable, Optional
 
 from .model import Config, Job
-from .schedule import EveryRule, Rule, build_rule, first_unaccounted, stable_jitter
+from .schedule import (
+    EveryRule,
+    Rule,
+    build_rule,
+    cron_rule,
+    first_unaccounted,
+    stable_jitter,
+)
 from .store import RunStore
 from .timer import Timer
 
 
 def same_schedule(old: Job, new: Job) -> bool:
     return (old.schedule, old.timezone, old.jitter) == (new.schedule, new.timezone, new.jitter)
+
+
+def forget_stale_rules(in_use: int) -> None:
+    """The shared rules are kept for reloads to find again; when more than twice as many
+    are kept as the configuration uses (schedules changed reload after reload), they
+    are let go: the configuration's own stay, held by the planner."""
+    if cron_rule.cache_info().currsize > 2 * in_use + 1024:
+        cron_rule.cache_clear()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A configuration with its rules and first instants, ready to swap in at once."""
+
+    config: Config
+    base: Optional[Config]  # the configuration it was compared with
+    rules: dict[str, Rule]
+    changed: frozenset[str]  # jobs it adds or reschedules
+    # theirs: (instant after `asked`, jitter, when it fires in epoch seconds)
+    first: dict[str, tuple[Optional[datetime], float, float]]
+    asked: datetime
+
+
+def prepare(
+    new: Config,
+    base: Optional[Config],
+    rules: Mapping[str, Rule],
+    asked: datetime,
+    pause: Optional[Callable[[], None]] = None,
+) -> Plan:
+    """What swapping `new` in for `base` takes; pure work, fit for a thread of its own.
+
+    Unchanged jobs keep their rules (`rules` is only read); jobs added or rescheduled
+    get a rule and their first instant after `asked`, as if the reload were then.
+    """
+    built: dict[str, Rule] = {}
+    changed = []
+    first: dict[str, tuple[Optional[datetime], float, float]] = {}
+    mark = asked.timestamp()
+    for name, job in new.jobs.items():
+        if pause is not None:
+            pause()
+        old = base.jobs.get(name) if base is not None else None
+        kept = rules.get(name) if old is not None and same_schedule(old, job) else None
+        if kept is not None:
+            built[name] = kept
+            continue
+        built[name] = rule = build_rule(job.schedule, job.timezone)
+        changed.append(name)
+        instant = first_unaccounted(rule, asked, mark)
+        delay = stable_jitter(name, job.jitter)
+        first[name] = (instant, delay, instant.timestamp() + delay if instant else 0.0)
+    return Plan(new, base, built, frozenset(changed), first, asked)
 
 
 class Planner:
@@ -57,6 +119,35 @@ class Planner:
         for name in set(self.rules) - set(new.jobs):
             self.timer.remove(name)
         self.rules = rules
+        forget_stale_rules(len(self.rules))
+
+    def swap(self, plan: Plan, store: RunStore, now: datetime) -> None:
+        """Take the schedules of a prepared plan, on the loop, in O(jobs changed).
+
+        As `apply`: unchanged jobs keep their next instant; jobs added or rescheduled
+        start from the swap (their mark moves to `now`), so an instant of theirs
+        between the reload's request and its swap is not run.
+        """
+        entries = dict(plan.first)
+        moment = now.timestamp()
+        for name, (instant, delay, fires) in plan.first.items():
+            rule = plan.rules[name]
+            # an instant that came before the swap, or one counted from the request (every:)
+            if instant is not None and (fires - delay <= moment or isinstance(rule, EveryRule)):
+                later = first_unaccounted(rule, now, moment)
+                entries[name] = (later, delay, later.timestamp() + delay if later else 0.0)
+        store.set_marks(plan.changed, now.timestamp())
+        removed = self.rules.keys() - plan.config.jobs.keys()
+        self.timer.set_many(entries, removed)
+        unplanned = plan.config.jobs.keys() - plan.changed - self.timer.scheduled()
+        if unplanned:  # no next instant (an `at:` past): asked again, from the job's mark
+            states = store.job_states()
+            for name in unplanned:
+                state = states.get(name)
+                mark = state.last_scheduled if state else None
+                self.schedule(plan.config.jobs[name], plan.rules[name], now, mark)
+        self.rules = plan.rules
+        forget_stale_rules(len(self.rules))
 
     def schedule(self, job: Job, rule: Rule, now: datetime, mark: Optional[float]) -> None:
         """Set the job's timer to its first instant after `mark`."""

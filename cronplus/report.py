@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from .clock import iso_utc
 from .model import Config, Job, ScheduleKind, ScheduleSpec
-from .schedule import build_rule, upcoming
+from .schedule import CronRule, build_rule, upcoming
 from .store import HistoryReader, JobState, Run
 
 UTC = timezone.utc
@@ -33,9 +33,15 @@ def run_record(run: Run, with_output: bool = False) -> Record:
     return record
 
 
+_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ScheduleSpec))
+
+
 def spec_record(spec: ScheduleSpec) -> Record:
-    """A schedule as JSON, whole: `spec_from_record` makes it a ScheduleSpec again."""
-    record = dataclasses.asdict(spec)
+    """A schedule as JSON, whole: `spec_from_record` makes it a ScheduleSpec again.
+
+    Its fields are plain values and tuples of them: read one by one, not deep-copied
+    (dataclasses.asdict took a tenth of a second for a thousand jobs)."""
+    record: Record = {name: getattr(spec, name) for name in _SPEC_FIELDS}
     record["kind"] = spec.kind.value
     return record
 
@@ -57,12 +63,23 @@ def job_record(
     running: list[int],
     next_run: Optional[datetime] = None,
     missed: int = 0,
+    found: Optional[dict[tuple[int, datetime], Optional[datetime]]] = None,
 ) -> Record:
-    """A job's status; `next_run` is the daemon's own timer entry when it has one."""
+    """A job's status; `next_run` is the daemon's own timer entry when it has one.
+
+    `found` remembers next runs already computed for jobs of the same cron rule:
+    its next run after `now` does not depend on when the job last ran."""
     paused = bool(state and state.paused)
     if next_run is None and not paused:
         rule = build_rule(job.schedule, job.timezone)
-        next_run = upcoming(rule, now, state.last_scheduled if state else None)
+        mark = state.last_scheduled if state else None
+        if found is not None and isinstance(rule, CronRule) and (mark or 0) <= now.timestamp():
+            key = (id(rule), now)
+            if key not in found:
+                found[key] = upcoming(rule, now, mark)
+            next_run = found[key]
+        else:
+            next_run = upcoming(rule, now, mark)
     return {
         "job": job.name,
         "schedule": job.schedule.describe(),
@@ -117,6 +134,7 @@ def status_from_history(
         for run in history.open_runs():
             if run.state == "running":
                 running.setdefault(run.job, []).append(run.id)
+    found: dict[tuple[int, datetime], Optional[datetime]] = {}
     records = [
         job_record(
             config.jobs[name],
@@ -125,6 +143,7 @@ def status_from_history(
             last.get(name),
             running.get(name, []),
             missed=missed.get(name, 0),
+            found=found,
         )
         for name in names
     ]

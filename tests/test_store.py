@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from cronplus.errors import HistoryError
 from cronplus.model import RunState, Trigger
 from cronplus.store import SCHEMA_VERSION, RunStore, SqliteHistory, open_readonly, open_store
+from cronplus.store.pruning import Pruner
 from cronplus.store.schema import SQLITE_MIGRATIONS
 
 OPEN = (RunState.PENDING, RunState.RUNNING)
@@ -119,6 +121,7 @@ def test_prune_keeps_the_newest_finished_runs(tmp_path: Path) -> None:
     other = history.create_run("b", 0.0, Trigger.SCHEDULE, now=0.0, state=RunState.FAILED)
     history.prune("a", 3)
     history.flush(NOW)
+    assert history.pruner is not None and history.pruner.idle(10)
     reader = open_readonly(str(tmp_path / "h.db"))
     assert [r.id for r in reader.runs("a", limit=100)] == ids[:-4:-1]
     assert reader.run(other) is not None
@@ -257,3 +260,72 @@ def test_offline_reading_works_for_a_reader_who_cannot_write_the_directory() -> 
             cwd=base,
         )
     assert result.stdout.strip() == "1", result.stderr
+
+
+def finished_runs(history: RunStore, job: str, count: int) -> list[int]:
+    return [
+        history.create_run(job, float(i), Trigger.SCHEDULE, now=float(i), state=RunState.SUCCEEDED)
+        for i in range(count)
+    ]
+
+
+def test_a_big_prune_is_deleted_a_slice_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    history = store(path)
+    ids = finished_runs(history, "a", 1000)
+    history.flush(NOW)
+    slices = []
+    history.pruner = Pruner(str(path), pause=lambda: slices.append(1), slice_rows=50)
+    history.prune("a", 10)
+    history.flush(NOW)
+    assert history.pruner.idle(30)
+    reader = open_readonly(str(path))
+    assert [r.id for r in reader.runs("a", limit=2000)] == ids[:-11:-1]
+    assert len(slices) >= 990 // 50  # never one transaction of 990 rows
+
+
+def test_a_prune_racing_writes_deletes_no_run_that_should_stay(tmp_path: Path) -> None:
+    """The pruner's slices and the loop's writes interleave, at each slice and freely
+    after: at the end exactly the newest runs are kept, with every open run."""
+    path = tmp_path / "h.db"
+    history = store(path)
+    running = history.create_run("a", 0.0, Trigger.SCHEDULE, now=0.0)
+    history.transition(running, RunState.RUNNING, (RunState.PENDING,))
+    finished_runs(history, "a", 300)
+    others = finished_runs(history, "b", 20)
+    history.flush(NOW)
+    at_slice, go = threading.Semaphore(0), threading.Semaphore(0)
+    racing = threading.Event()
+    racing.set()
+
+    def pause() -> None:  # in the pruner's thread, before each slice
+        if racing.is_set():
+            at_slice.release()
+            go.acquire()
+
+    history.pruner = Pruner(str(path), pause=pause, slice_rows=7)
+    keep = 25
+    written = []
+    history.prune("a", keep)
+    history.flush(NOW)
+    for _ in range(10):  # a write between two slices, each time
+        assert at_slice.acquire(timeout=10)
+        written += finished_runs(history, "a", 2)
+        history.prune("a", keep)
+        history.flush(NOW)
+        go.release()
+    racing.clear()
+    go.release()
+    for _ in range(20):  # and writes while it deletes
+        written += finished_runs(history, "a", 1)
+        history.prune("a", keep)
+        history.flush(NOW)
+    assert history.pruner.idle(30)
+    with sqlite3.connect(path) as db:
+        kept = [r[0] for r in db.execute("SELECT id FROM runs WHERE job = 'a' ORDER BY id")]
+        finished = [
+            r[0] for r in db.execute("SELECT id FROM runs WHERE job = 'a' AND state = 'succeeded'")
+        ]
+        assert [r[0] for r in db.execute("SELECT id FROM runs WHERE job = 'b'")] == others
+    assert finished == written[-keep:]  # exactly the newest, every one of them
+    assert kept == [running, *finished]  # an open run is never pruned

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
+from .pruning import Pruner
 from .records import FAILED_STATES, OPEN_STATES, AlertState, JobState, Run
 from .schema import SCHEMA_VERSION
 from .sqlite import HistoryUnavailable, SqliteHistory, open_daemon_history, read_snapshot
@@ -49,22 +50,27 @@ class HistoryReader(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(path: str, now: datetime, report: Report) -> RunStore:
+def open_store(
+    path: str, now: datetime, report: Report, pause: Callable[[], None] = lambda: None
+) -> RunStore:
     """The daemon's store; a damaged history file is moved aside and reported.
 
     A file that cannot be opened for writing now (a full disk, a read-only file
     system) does not stop the daemon: it starts from what the file holds, read-only,
-    keeps what it records in memory, and opens the file when it can.
+    keeps what it records in memory, and opens the file when it can.  Old runs are
+    pruned in a thread that calls `pause` before each slice (the loop's gate).
     """
     try:
         backend, snapshot, moved = open_daemon_history(path, now)
     except HistoryUnavailable as exc:
         store = RunStore(None, read_snapshot(path), report, path)
         store.fail(now, exc)
-        return store
-    if moved is not None:
-        report("history damaged; moved aside", level="error", history=path, moved_to=moved)
-    return RunStore(backend, snapshot, report, path)
+    else:
+        if moved is not None:
+            report("history damaged; moved aside", level="error", history=path, moved_to=moved)
+        store = RunStore(backend, snapshot, report, path)
+    store.pruner = Pruner(path, pause)
+    return store
 
 
 def open_readonly(path: str) -> SqliteHistory:

@@ -21,7 +21,7 @@ import pytest
 from test_control import shared_dir, users
 from test_end_to_end import DaemonProcess, ctl
 
-from cronplus.controlserver import MAX_PER_USER
+from cronplus.controlserver import MAX_PER_USER, Gate, _encoded_in_slices
 
 __all__ = ["shared_dir", "users"]
 
@@ -227,3 +227,20 @@ def test_counts_a_caller_chooses_are_bounded(shared_dir: Path) -> None:
         assert os.path.exists(daemon.state / "control.sock")
     finally:
         daemon.stop()
+
+
+def test_a_long_answer_is_encoded_a_slice_at_a_time_as_one_json_line() -> None:
+    """Every job's status is encoded a slice of jobs at a time, looking at the gate
+    between slices, and the pieces make the same line as one encoding would."""
+    records = [{"job": f"j{i}", "last": {"state": "failed", "reason": 'é"\n'}} for i in range(345)]
+    looks = []
+
+    class CountingGate(Gate):
+        def wait(self) -> None:
+            looks.append(1)
+
+    pieces = list(_encoded_in_slices(7, records, CountingGate()))
+    line = json.dumps({"id": 7, "result": records}, separators=(",", ":")) + "\n"
+    assert b"".join(pieces).decode() == line
+    assert json.loads(line)["result"] == records
+    assert len(looks) == 4 and len(pieces) == 6  # 345 jobs: four slices of at most 100
