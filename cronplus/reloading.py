@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 # than twice what the swap is expected to take (from the last one, per job changed)...
 SWAP_ROOM = 0.05
 FIRST_GUESS = 50e-6  # seconds a swap takes per job changed, until one is measured
+ENOUGH_ROOM = 0.5  # never asked for more: right after a per-second instant there is this much
 # ...unless it has waited this long for such a moment (instants every few milliseconds).
 MAX_WAIT = 10.0
 
@@ -138,7 +139,7 @@ class Reloads:
         if daemon.clock.monotonic() - since >= MAX_WAIT:
             return True
         deadlines = [d for d in (daemon.timer.deadline(), daemon.retry_timer.deadline()) if d]
-        needed = max(SWAP_ROOM, 2 * self.per_change * changes)
+        needed = min(ENOUGH_ROOM, max(SWAP_ROOM, 2 * self.per_change * changes))
         return not deadlines or (min(deadlines) - now).total_seconds() >= needed
 
     def _settle(self, built: Built, now: datetime) -> Optional[ConfigError]:
