@@ -452,6 +452,8 @@ class Daemon:
     def reap(self, now: datetime) -> None:
         """Record finished runs, REAP_SLICE a turn: due instants come before the rest."""
         assert self.history is not None and self.config is not None
+        for ended in self.results:  # every run that ended leaves the caps now, recorded or not
+            self.dispatcher.finished(ended.run_id)
         for _ in range(min(len(self.results), REAP_SLICE)):
             result = self.results.popleft()
             self.dispatcher.finished(result.run_id)

@@ -292,3 +292,30 @@ def test_a_history_that_cannot_be_written_is_said_in_the_status_line_and_to_noti
     ]
     reader = open_readonly(str(tmp_path / "state" / "history.db"))
     assert [r.state for r in reversed(reader.runs("tick"))] == ["succeeded"] * 3 + ["running"]
+
+
+def test_a_run_that_ended_behind_a_burst_of_endings_is_not_taken_for_running(
+    tmp_path: Path,
+) -> None:
+    """Endings are recorded a slice a turn; a job whose run ended behind 200 others is
+    free at its next instant, not skipped as an overlap of a run that is over."""
+    burst = "".join(
+        f'  b{i:03d}: {{schedule: "* * * * * 5", command: "true"}}\n' for i in range(200)
+    )
+    text = EVERY_TEN_SECONDS.replace("shutdown_grace: 30s", "max_workers: 500") + burst
+    daemon, clock, runner = make_daemon(tmp_path, text)
+    clock.advance(5)
+    daemon.step(clock.now())
+    assert len(runner.started) == 200
+    clock.advance(5)
+    daemon.step(clock.now())  # tick's first instant
+    tick = next(run_id for run_id, job in runner.started if job == "tick")
+    for run_id, job in runner.started:
+        if job != "tick":
+            runner.finish(run_id)
+    runner.finish(tick)  # it ended last, behind the 200
+    clock.advance(10)
+    daemon.step(clock.now())  # tick's next instant, with endings still being recorded
+    for _ in range(10):
+        daemon.step(clock.now())
+    assert states(daemon, "tick") == ["succeeded", "running"]
