@@ -74,6 +74,8 @@ def main() -> int:
             continue
         chunk = os.read(stdin, 65536)
         if not chunk:
+            if not runs:
+                return 0  # the daemon is gone and left nothing to stop
             open_pipe = False  # the daemon is gone: keep the promise until the deadline
             continue
         buffer += chunk

@@ -89,3 +89,12 @@ def test_a_closed_pipe_keeps_the_promise_until_the_deadline_then_exits(
     assert not gone(held, within=0.3)  # the lease still holds
     assert gone(held)
     assert keeper.wait(10) == 0
+
+
+def test_a_closed_pipe_with_nothing_to_stop_ends_the_keeper_at_once(
+    keeper: subprocess.Popen[bytes],
+) -> None:
+    say(keeper, f"valid {time.monotonic() + 3600:.3f}")
+    assert keeper.stdin is not None
+    keeper.stdin.close()  # a daemon that stopped, or never joined, with no run of its own
+    assert keeper.wait(10) == 0
